@@ -1,0 +1,65 @@
+# Sada — the two commands people need are `make run` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(CURDIR)
+CACHE := $(or $(SADA_CACHE_DIR),$(ROOT)/.cache)
+UV := $(shell command -v uv 2>/dev/null || echo $(CACHE)/uv/bin/uv)
+PY := $(ROOT)/.venv/bin/python
+INFRA := deploy/local/infra.sh
+PYTEST := $(ROOT)/.venv/bin/pytest
+
+.PHONY: help run test lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(CACHE)/uv/bin/uv:
+	python3 -m pip install --quiet --disable-pip-version-check --target $(CACHE)/uv uv
+
+.venv/.synced: pyproject.toml uv.lock | $(if $(filter $(CACHE)/%,$(UV)),$(UV))
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+venv: .venv/.synced  ## create or update the virtualenv from uv.lock
+
+infra-up: venv  ## start Kafka, FerretDB and the SMTP sink on 127.0.0.1
+	$(INFRA) up
+
+infra-down:  ## stop the local infrastructure (data kept)
+	$(INFRA) down
+
+infra-status:  ## show what runs where
+	$(INFRA) status
+
+infra-logs:  ## tail the infrastructure logs
+	$(INFRA) logs
+
+run: infra-up  ## bring up the infrastructure and every service, print where they listen
+	$(PY) -m deploy.local.run
+
+lint: venv  ## ruff (lint + format check) and mypy strict
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+unit: venv
+	$(PYTEST) -m unit tests/unit
+
+component: venv
+	$(PYTEST) -m component tests/component
+
+integration: infra-up
+	$(PYTEST) -m integration tests/integration
+
+e2e: infra-up
+	$(PYTEST) -m e2e tests/e2e
+
+test: lint infra-up  ## lint, types, then unit, component, integration and e2e tests on real infrastructure
+	$(PYTEST) tests
+
+bench: infra-up  ## throughput and latency against raw aiokafka / PyMongo (not part of `make test`)
+	$(PY) -m bench
+
+fmt: venv  ## format and auto-fix
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .

@@ -1,0 +1,210 @@
+"""The v1 event envelope and every internal event (DESIGN.md, "Event envelope").
+
+Each event type is its own frozen model with a literal `event_type`, so `AnyEvent` parses any
+of them by discriminator and FastStream's AsyncAPI document shows every payload in full.
+Within v1 only additive changes are allowed; consumers ignore fields they do not know.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field, TypeAdapter
+
+from shared import ids
+from shared.models import Frozen, Reason, Submission
+
+SCHEMA_VERSION = 1
+RAW_TRUNCATE_CHARS = 16_384
+"""Raw bytes carried in rejected and dead-letter events are cut to this many characters."""
+
+Door = Literal["kafka", "http"]
+
+
+class Producer(Frozen):
+    """Which service, at which version, produced an event."""
+
+    service: str = Field(description="Service name, e.g. `intake`.")
+    version: str = Field(description="The service's release version.")
+
+
+class SourcePosition(Frozen):
+    """Where in Kafka a message came from, for audit and dead-letter replay."""
+
+    topic: str = Field(description="Source topic.")
+    partition: int = Field(description="Source partition.")
+    offset: int = Field(description="Source offset.")
+
+
+class Envelope(Frozen):
+    """Fields every internal event carries, whatever its payload."""
+
+    event_id: str = Field(
+        description="UUIDv5 of submission_id + event_type + discriminator: a replay keeps it."
+    )
+    event_type: str = Field(description="What happened, e.g. `submission.accepted`.")
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Envelope schema version.")
+    submission_id: str = Field(description="The submission this event belongs to.")
+    reference: str = Field(description="The submission's human reference code.")
+    occurred_at: datetime = Field(description="When the producing service made the event (UTC).")
+    producer: Producer = Field(description="The producing service and its version.")
+    correlation_id: str = Field(description="Shared by every event caused by one submission.")
+
+
+class AcceptedPayload(Frozen):
+    """A submission passed validation and was normalised."""
+
+    submission: Submission = Field(description="The normalised submission.")
+    door: Door = Field(description="How it reached intake: Kafka topic or HTTP.")
+    source: SourcePosition | None = Field(default=None, description="Kafka position, if any.")
+
+
+class RejectedPayload(Frozen):
+    """A submission failed validation; every problem found is listed."""
+
+    reasons: tuple[Reason, ...] = Field(description="Every problem found, in field order.")
+    raw: str = Field(description="The raw bytes as text (invalid UTF-8 replaced), truncated.")
+    raw_size_bytes: int = Field(description="Size of the raw message before truncation.")
+    raw_sha256: str = Field(description="SHA-256 of the raw bytes.")
+    channel: str | None = Field(default=None, description="The claimed channel, if readable.")
+    door: Door = Field(description="How it reached intake.")
+    source: SourcePosition | None = Field(default=None, description="Kafka position, if any.")
+
+
+class Match(Frozen):
+    """What made a routing rule match."""
+
+    field: str = Field(description="The field that matched, e.g. `legislation_ref` or `body`.")
+    value: str = Field(description="The value or keyword that matched.")
+
+
+class RoutingDecision(Frozen):
+    """Where a submission goes and why."""
+
+    unit: str = Field(description="Unit id, e.g. `legislations_office`.")
+    mailbox: str = Field(description="The unit's mailbox.")
+    rule_id: str = Field(description="The first rule that matched.")
+    rules_version: str = Field(description="SHA-256 of the rule file in force.")
+    reason: str = Field(description="A sentence a person can read.")
+    matched: tuple[Match, ...] = Field(default=(), description="What matched.")
+
+
+class RoutedPayload(Frozen):
+    """A submission was classified to a unit."""
+
+    submission: Submission = Field(description="The submission, as accepted.")
+    decision: RoutingDecision = Field(description="The decision and its explanation.")
+
+
+class NotificationPayload(Frozen):
+    """The outcome of e-mailing a unit about a routed submission."""
+
+    unit: str = Field(description="Unit id.")
+    mailbox: str = Field(description="Recipient mailbox.")
+    message_id: str = Field(description="The e-mail's deterministic Message-ID.")
+    smtp_code: int | None = Field(default=None, description="The SMTP server's last reply code.")
+    smtp_reply: str | None = Field(default=None, description="The SMTP server's last reply text.")
+    attempts: int = Field(default=1, description="Delivery attempts made.")
+    repeat: bool = Field(
+        default=False, description="True when the ledger already held this e-mail: none re-sent."
+    )
+
+
+class DeadLetterPayload(Frozen):
+    """A message a service could not decode or handle for a non-transient reason."""
+
+    service: str = Field(description="The service that gave up on it.")
+    source: SourcePosition = Field(description="Where the message was read from.")
+    error: str = Field(description="Error type and message.")
+    raw: str = Field(description="The raw bytes as text (invalid UTF-8 replaced), truncated.")
+    raw_size_bytes: int = Field(description="Size of the raw message before truncation.")
+
+
+class SubmissionAccepted(Envelope):
+    """`submission.accepted` on `feedback.accepted.v1`."""
+
+    event_type: Literal["submission.accepted"] = "submission.accepted"
+    payload: AcceptedPayload
+
+
+class SubmissionRejected(Envelope):
+    """`submission.rejected` on `feedback.rejected.v1`."""
+
+    event_type: Literal["submission.rejected"] = "submission.rejected"
+    payload: RejectedPayload
+
+
+class SubmissionRouted(Envelope):
+    """`submission.routed` on `feedback.routed.v1`."""
+
+    event_type: Literal["submission.routed"] = "submission.routed"
+    payload: RoutedPayload
+
+
+class NotificationSent(Envelope):
+    """`notification.sent` on `feedback.notifications.v1`."""
+
+    event_type: Literal["notification.sent"] = "notification.sent"
+    payload: NotificationPayload
+
+
+class NotificationFailed(Envelope):
+    """`notification.failed` on `feedback.notifications.v1`: a permanent SMTP refusal."""
+
+    event_type: Literal["notification.failed"] = "notification.failed"
+    payload: NotificationPayload
+
+
+class MessageDeadLettered(Envelope):
+    """`message.deadlettered` on `feedback.deadletter.v1`."""
+
+    event_type: Literal["message.deadlettered"] = "message.deadlettered"
+    payload: DeadLetterPayload
+
+
+AnyEvent = Annotated[
+    SubmissionAccepted
+    | SubmissionRejected
+    | SubmissionRouted
+    | NotificationSent
+    | NotificationFailed
+    | MessageDeadLettered,
+    Field(discriminator="event_type"),
+]
+ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+E = TypeVar("E", bound=Envelope)
+
+
+def build(
+    cls: type[E],
+    *,
+    submission_id: str,
+    reference: str,
+    payload: Any,
+    discriminator: str,
+    producer: Producer,
+    correlation_id: str | None = None,
+) -> E:
+    """Build an event with its deterministic `event_id`; `correlation_id` defaults to the id."""
+    event_type = cls.model_fields["event_type"].default
+    return cls(
+        event_id=ids.event_id(submission_id, event_type, discriminator),
+        event_type=event_type,
+        submission_id=submission_id,
+        reference=reference,
+        occurred_at=datetime.now(UTC),
+        producer=producer,
+        correlation_id=correlation_id or submission_id,
+        payload=payload,
+    )
+
+
+def raw_text(raw: bytes) -> str:
+    """Return raw bytes as safe text for an event: UTF-8 with replacement, NUL-free, truncated."""
+    return (
+        raw[: RAW_TRUNCATE_CHARS * 4]
+        .decode("utf-8", "replace")
+        .replace("\x00", "\ufffd")[:RAW_TRUNCATE_CHARS]
+    )

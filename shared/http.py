@@ -1,0 +1,76 @@
+"""The HTTP side every service shares: `/health`, `/metrics` and the broker's lifespan.
+
+Each service is one FastAPI app: the broker starts and stops with it, so one uvicorn process
+serves the Kafka consumers, the metrics and any API of the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from shared.logging import get_logger
+
+Check = Callable[[], Awaitable[bool]]
+Hook = Callable[[], Awaitable[None]]
+
+log = get_logger(__name__)
+
+
+def create_app(
+    *,
+    service: str,
+    version: str,
+    broker: KafkaBroker,
+    checks: Mapping[str, Check] | None = None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    description: str = "",
+) -> FastAPI:
+    """Return the service's FastAPI app, with the broker's life tied to the app's."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for hook in on_startup:
+            await hook()
+        await broker.start()
+        log.info("service started", version=version)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            for hook in on_shutdown:
+                await hook()
+            log.info("service stopped")
+
+    app = FastAPI(
+        title=f"Sada {service}", version=version, description=description, lifespan=lifespan
+    )
+    all_checks: dict[str, Check] = {"kafka": lambda: broker.ping(timeout=2.0), **(checks or {})}
+
+    @app.get("/health", tags=["operations"], summary="Liveness and dependencies")
+    async def health(response: Response) -> dict[str, object]:
+        names = list(all_checks)
+        results = await asyncio.gather(*(all_checks[name]() for name in names))
+        status = dict(zip(names, results, strict=True))
+        healthy = all(results)
+        response.status_code = 200 if healthy else 503
+        return {"status": "ok" if healthy else "degraded", "service": service, "checks": status}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(app: FastAPI, *, host: str, port: int) -> None:
+    """Run `app` with uvicorn; logging is already configured by the service."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")

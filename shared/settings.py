@@ -1,0 +1,84 @@
+"""Settings shared by every service (pydantic-settings, env prefix `SADA_`).
+
+Settings objects are built in each service's `app.py`, never at import time, so tests and the
+CLI can build their own. Nested groups read `SADA_KAFKA__BOOTSTRAP_SERVERS` and the like.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "local-dev-token"})
+
+
+class KafkaSettings(BaseModel):
+    """How to reach Kafka. Plaintext locally; SASL_SSL with SCRAM-SHA-512 in production."""
+
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
+    security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle for SASL_SSL.")
+    linger_ms: int = Field(default=5, ge=0, description="Producer batching delay.")
+    max_batch_size: int = Field(
+        default=1024 * 1024, ge=16 * 1024, description="Producer batch buffer (bytes)."
+    )
+    max_records: int = Field(default=500, ge=1, description="Records per consumed batch.")
+    batch_timeout_ms: int = Field(default=100, ge=1, description="Wait for a batch to fill.")
+    hold_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a batch retries a transient failure before it is fetched again.",
+    )
+
+
+class MongoSettings(BaseModel):
+    """How to reach MongoDB (FerretDB locally). Credentials and TLS go in the URI."""
+
+    uri: SecretStr = Field(default=SecretStr("mongodb://127.0.0.1:27017/"))
+    database: str = "sada"
+    timeout_ms: int = Field(default=5000, ge=100, description="Server selection/socket timeout.")
+
+
+class ServiceSettings(BaseSettings):
+    """Base of every service's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SADA_",
+        env_nested_delimiter="__",
+        env_file=None,
+        extra="ignore",
+        secrets_dir=None,
+    )
+
+    environment: Literal["local", "test", "production"] = "local"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY.")
+    kafka: KafkaSettings = KafkaSettings()
+
+    @model_validator(mode="after")
+    def _kafka_credentials_outside_local(self) -> ServiceSettings:
+        kafka = self.kafka
+        if kafka.security_protocol == "SASL_SSL" and not (
+            kafka.sasl_username and kafka.sasl_password
+        ):
+            msg = (
+                "SADA_KAFKA__SASL_USERNAME and SADA_KAFKA__SASL_PASSWORD are required for SASL_SSL"
+            )
+            raise ValueError(msg)
+        return self
+
+
+def refuse_default_secret(settings: ServiceSettings, name: str, value: SecretStr | None) -> None:
+    """Stop start-up when a secret is missing or an obvious default outside local mode."""
+    if settings.environment == "local":
+        return
+    if value is None or value.get_secret_value().strip().lower() in DEFAULT_SECRETS:
+        msg = f"{name} is unset or an obvious default; set a real secret outside local mode"
+        raise ValueError(msg)

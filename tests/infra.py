@@ -1,0 +1,58 @@
+"""Where the real local infrastructure listens (deploy/local/infra.sh), for tests that need it."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import mailbox
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = Path(os.environ.get("SADA_RUN_DIR", ROOT / ".run"))
+KAFKA = os.environ.get("SADA_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+MONGO_URI = os.environ.get("SADA_MONGO__URI", "mongodb://127.0.0.1:27017/")
+SMTP_HOST = "127.0.0.1"
+SMTP_PORT = int(os.environ.get("SADA_SMTP_PORT", "1025"))
+MAILDIR = RUN_DIR / "mail"
+SMTP_CONTROL = RUN_DIR / "smtp-control.json"
+
+
+def unique(prefix: str) -> str:
+    """Return a name no other test run uses, so tests share the infrastructure safely."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def require_listening(name: str, host: str, port: int) -> None:
+    """Fail (never skip) with a clear message when a piece of infrastructure is not up."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        msg = f"{name} is not listening on {host}:{port} ({exc}); run `make infra-up` first"
+        raise AssertionError(msg) from exc
+
+
+async def wait_until(predicate: Callable[[], bool], *, within: float = 30.0) -> None:
+    """Poll `predicate` (external state: a broker, a database, a mailbox) until true or fail."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - the state lives outside this process
+            await asyncio.sleep(0.05)
+
+
+def sink_messages() -> list[EmailMessage]:
+    """Return every message the SMTP sink stored, parsed with the modern e-mail policy."""
+    if not MAILDIR.exists():
+        return []
+    box = mailbox.Maildir(MAILDIR, factory=None, create=False)
+    messages = []
+    for key in box.iterkeys():
+        parsed = email.message_from_bytes(box.get_bytes(key), policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        messages.append(parsed)
+    return messages

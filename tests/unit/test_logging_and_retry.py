@@ -1,0 +1,47 @@
+import aiosmtplib
+from aiokafka import errors as kafka_errors
+from pymongo import errors as mongo_errors
+
+from shared.logging import scrub_personal_data, scrub_text
+from shared.retry import TransientError, is_transient
+
+
+def test_scrubber_redacts_personal_keys_and_masks_patterns() -> None:
+    scrubbed = scrub_personal_data(
+        None,
+        "info",
+        {
+            "event": "handled",
+            "email": "a.harbi@example.sa",
+            "name": "عبدالله الحربي",
+            "note": "call +966 500 000 001 or write to x.y@example.com, id 1012345678",
+            "channel": "istitlaa",
+        },
+    )
+    assert scrubbed["email"] == "[redacted]"
+    assert scrubbed["name"] == "[redacted]"
+    assert "example.com" not in scrubbed["note"]
+    assert "500" not in scrubbed["note"]
+    assert "1012345678" not in scrubbed["note"]
+    assert scrubbed["channel"] == "istitlaa"
+
+
+def test_scrub_text_keeps_short_numbers_like_article_numbers() -> None:
+    assert scrub_text("المادة 12 من مشروع نظام 2026") == "المادة 12 من مشروع نظام 2026"
+
+
+def test_infrastructure_failures_are_transient() -> None:
+    assert is_transient(ConnectionRefusedError())
+    assert is_transient(TimeoutError())
+    assert is_transient(TransientError("smtp busy"))
+    assert is_transient(kafka_errors.KafkaTimeoutError())
+    assert is_transient(mongo_errors.ServerSelectionTimeoutError("down"))
+    assert is_transient(mongo_errors.AutoReconnect("down"))
+    assert is_transient(aiosmtplib.SMTPResponseException(451, "try later"))
+
+
+def test_message_faults_are_not_transient() -> None:
+    assert not is_transient(ValueError("bad payload"))
+    assert not is_transient(KeyError("field"))
+    assert not is_transient(aiosmtplib.SMTPResponseException(550, "no such mailbox"))
+    assert not is_transient(mongo_errors.DuplicateKeyError("dup"))
