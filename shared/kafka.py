@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
+from faststream._internal.types import CustomCallable
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -84,15 +85,15 @@ def make_broker(settings: KafkaSettings, *, service: str, **extra: Any) -> Kafka
 
 def batch_subscriber(
     broker: KafkaBroker,
-    topic: str,
-    *,
+    *topics: str,
     group_id: str,
     settings: KafkaSettings,
     description: str | None = None,
+    parser: CustomCallable | None = None,
 ) -> BatchSubscriber:
     """Return a batch subscriber that reads from the earliest offset and commits only by hand."""
     return broker.subscriber(
-        topic,
+        *topics,
         group_id=group_id,
         batch=True,
         max_records=settings.max_records,
@@ -102,6 +103,7 @@ def batch_subscriber(
         # A held batch rewinds well before this, so the group never evicts a patient consumer.
         max_poll_interval_ms=max(300_000, int(settings.hold_seconds * 3000)),
         decoder=raw_batch_decoder,
+        parser=parser,
         description=description,
     )
 
