@@ -15,11 +15,7 @@ def test_default_units_and_channels_load() -> None:
 def test_invalid_mailbox_is_reported_with_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "units.yaml"
     path.write_text(
-        "units:\n"
-        "  - id: voc\n"
-        "    name_ar: صوت\n"
-        "    name_en: VoC\n"
-        "    mailbox: not-an-address\n",
+        "units:\n  - id: voc\n    name_ar: صوت\n    name_en: VoC\n    mailbox: not-an-address\n",
         encoding="utf-8",
     )
     with pytest.raises(ConfigError) as caught:
