@@ -66,7 +66,7 @@ def backoff(hold_seconds: float, *, initial: float = 0.2, maximum: float = 10.0)
     """
     return AsyncRetrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(initial=initial, max=maximum),
+        wait=wait_exponential_jitter(multiplier=initial, max=maximum),
         stop=stop_after_delay(hold_seconds),
         reraise=True,
     )

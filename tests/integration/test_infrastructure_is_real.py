@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from faststream.kafka.annotations import KafkaMessage
 from pymongo.errors import DuplicateKeyError
 
 from shared.kafka import BatchRunner, Record, batch_subscriber, make_broker
@@ -59,9 +59,9 @@ async def test_broker_is_safe_by_default() -> None:
     await broker.connect()
     try:
         producer = broker.config.producer._producer.producer  # type: ignore[attr-defined]
-        assert producer._enable_idempotence is True
-        assert producer.client._api_version is not None
-        assert producer._acks == -1
+        # idempotence gives the producer a transaction manager (producer id + sequence numbers)
+        assert producer._txn_manager is not None
+        assert producer._sender._acks == -1
     finally:
         await broker.stop()
 

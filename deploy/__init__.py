@@ -1,0 +1,1 @@
+"""Deployment helpers: local infrastructure, process running and topic set-up."""

@@ -1,0 +1,1 @@
+"""Local, Docker-free infrastructure and runner used by `make run`, the tests and CI."""
