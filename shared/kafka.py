@@ -82,6 +82,7 @@ def make_broker(settings: KafkaSettings, *, service: str, **extra: Any) -> Kafka
         client_id=f"sada-{service}",
         security=security,
         graceful_timeout=30.0,
+        logger=get_logger("faststream"),
         middlewares=(
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service, metrics_prefix="sada"),
         ),

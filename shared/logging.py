@@ -20,7 +20,8 @@ PERSONAL_KEYS = frozenset(
     {"name", "email", "phone", "national_id", "submitter", "body", "subject", "answers"}
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_DIGITS = re.compile(r"\+?\d[\d\s-]{7,}\d")
+_DIGITS = re.compile(r"\+?(?:\d[\s-]?){8,}\d")
+_SAFE_KEYS = frozenset({"timestamp", "level", "logger", "service", "submission_id", "event_id"})
 
 
 def scrub_text(text: str) -> str:
@@ -37,6 +38,8 @@ def scrub_personal_data(
             event_dict[key] = "[redacted]"
             continue
         value = event_dict[key]
+        if key in _SAFE_KEYS:
+            continue
         if isinstance(value, str) and ("@" in value or any(c.isdigit() for c in value)):
             event_dict[key] = scrub_text(value)
     return event_dict

@@ -45,3 +45,11 @@ def test_message_faults_are_not_transient() -> None:
     assert not is_transient(KeyError("field"))
     assert not is_transient(aiosmtplib.SMTPResponseException(550, "no such mailbox"))
     assert not is_transient(mongo_errors.DuplicateKeyError("dup"))
+
+
+def test_scrubber_leaves_timestamps_and_dates_alone() -> None:
+    scrubbed = scrub_personal_data(
+        None, "info", {"timestamp": "2026-11-30T05:52:09.123456Z", "note": "due 2026-11-30"}
+    )
+    assert scrubbed["timestamp"] == "2026-11-30T05:52:09.123456Z"
+    assert scrubbed["note"] == "due 2026-11-30"
