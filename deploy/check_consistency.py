@@ -1,0 +1,208 @@
+"""Cross-file checks of the deployment artifacts, run by deploy/check.sh.
+
+Each artifact is valid on its own (compose, kustomize, promtool and the schemas see to that);
+this catches what no single tool sees: the files disagreeing with each other or with the code.
+
+    python deploy/check_consistency.py COMPOSE_JSON BASE_YAML PRODUCTION_YAML
+
+COMPOSE_JSON is `docker compose config --format json`; the YAML files are `kustomize build`
+output. Prints one line per finding and exits 1 if there is any. Needs only PyYAML.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "archive": 8004}
+
+# Metrics the artifacts use before the code defines them (the lead adds them). Remove a name
+# once it exists: the check then holds it to the same rule as every other.
+PENDING_METRICS = {"sada_notifier_accepted_to_emailed_seconds"}
+
+METRIC_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_info", "_created")
+
+
+def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
+    """Every non-empty document of a multi-document YAML file."""
+    with path.open(encoding="utf-8") as stream:
+        return [doc for doc in yaml.safe_load_all(stream) if doc]
+
+
+def check_compose(compose: dict[str, Any]) -> Iterator[str]:
+    """Topics, partitions, and what every Sada service in compose must have."""
+    topics: tuple[str, ...] = runpy.run_path(str(ROOT / "shared" / "topics.py"))["ALL"]
+    services = compose["services"]
+    init_env = services["kafka-init"]["environment"]
+    created = set(str(init_env["TOPICS"]).split())
+    if created != set(topics):
+        yield (
+            f"compose kafka-init creates {sorted(created)}, shared/topics.py has {sorted(topics)}"
+        )
+    for name, port in SERVICES.items():
+        service = services.get(name)
+        if service is None:
+            yield f"compose: service {name} is missing"
+            continue
+        env = service.get("environment", {})
+        if service.get("command") != ["serve", name]:
+            yield f"compose {name}: command is {service.get('command')}, want ['serve', '{name}']"
+        if env.get("SADA_ENVIRONMENT") != "production":
+            yield f"compose {name}: SADA_ENVIRONMENT is not production"
+        if str(env.get("SADA_HTTP_PORT")) != str(port):
+            yield f"compose {name}: SADA_HTTP_PORT {env.get('SADA_HTTP_PORT')} != {port}"
+        test = " ".join(service.get("healthcheck", {}).get("test", []))
+        if f"127.0.0.1:{port}/health" not in test:
+            yield f"compose {name}: healthcheck does not probe 127.0.0.1:{port}/health"
+        depends = service.get("depends_on", {})
+        if depends.get("kafka", {}).get("condition") != "service_healthy":
+            yield f"compose {name}: does not wait for a healthy kafka"
+        if depends.get("kafka-init", {}).get("condition") != "service_completed_successfully":
+            yield f"compose {name}: does not wait for kafka-init to complete"
+        mounts = [v for v in service.get("volumes", []) if v.get("target") == "/app/deploy/config"]
+        if not mounts or not all(v.get("read_only") for v in mounts):
+            yield f"compose {name}: deploy/config is not mounted read-only at /app/deploy/config"
+
+
+def deployments(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The Deployments of a kustomize build, by name."""
+    return {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Deployment"}
+
+
+def check_k8s(
+    base: list[dict[str, Any]], production: list[dict[str, Any]], partitions: int
+) -> Iterator[str]:
+    """Each service deployed once with consistent ports; production replicas = partitions."""
+    for label, docs in (("base", base), ("production", production)):
+        found = deployments(docs)
+        for name, port in SERVICES.items():
+            deployment = found.get(f"sada-{name}")
+            if deployment is None:
+                yield f"k8s {label}: Deployment sada-{name} is missing"
+                continue
+            pod = deployment["spec"]["template"]
+            container = pod["spec"]["containers"][0]
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            ports = [p["containerPort"] for p in container.get("ports", [])]
+            annotations = pod["metadata"].get("annotations", {})
+            if container.get("args") != ["serve", name]:
+                yield f"k8s {label} sada-{name}: args {container.get('args')}"
+            if env.get("SADA_HTTP_PORT") != str(port) or ports != [port]:
+                yield f"k8s {label} sada-{name}: SADA_HTTP_PORT/containerPort are not {port}"
+            if annotations.get("prometheus.io/port") != str(port):
+                yield f"k8s {label} sada-{name}: prometheus.io/port is not {port}"
+            if label == "production" and deployment["spec"].get("replicas") != partitions:
+                yield (
+                    f"k8s production sada-{name}: replicas {deployment['spec'].get('replicas')}"
+                    f" != {partitions} partitions per topic (docker-compose.yml kafka-init)"
+                )
+
+
+def check_prometheus() -> Iterator[str]:
+    """Both scrape configs name the four services on their ports."""
+    for file, host in (("prometheus.yml", None), ("prometheus.local.yml", "127.0.0.1")):
+        config = yaml.safe_load((ROOT / "deploy" / "prometheus" / file).read_text("utf-8"))
+        jobs = {
+            job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+            for job in config["scrape_configs"]
+        }
+        for name, port in SERVICES.items():
+            want = f"{host or name}:{port}"
+            if jobs.get(name) != [want]:
+                yield f"deploy/prometheus/{file}: job {name} scrapes {jobs.get(name)}, want {want}"
+
+
+def defined_metrics() -> set[str]:
+    """Every `sada_*` string literal in the code: the metric names it can expose."""
+    names: set[str] = set()
+    for folder in ("shared", "services"):
+        for path in (ROOT / folder).rglob("*.py"):
+            names.update(re.findall(r"[\"'](sada_[a-z0-9_]+)[\"']", path.read_text("utf-8")))
+    return names
+
+
+def used_metrics() -> set[str]:
+    """Every `sada_*` metric name in the alert rules and the dashboard."""
+    text = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text("utf-8")
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "sada.json").read_text())
+    exprs = [
+        target.get("expr", "")
+        for panel in dashboard.get("panels", [])
+        for target in panel.get("targets", [])
+    ]
+    return set(re.findall(r"\b(sada_[a-z0-9_]+)", text + "\n".join(exprs)))
+
+
+def check_metrics() -> Iterator[str]:
+    """The alerts and the dashboard only use metrics the code defines (or pending ones)."""
+    defined = defined_metrics()
+    for used in sorted(used_metrics()):
+        bases = {used} | {used.removesuffix(s) for s in METRIC_SUFFIXES if used.endswith(s)}
+        candidates = bases | {b + "_total" for b in bases}
+        if candidates & defined:
+            continue
+        if bases & PENDING_METRICS:
+            print(f"note: {used} is not defined yet (PENDING_METRICS in {Path(__file__).name})")
+            continue
+        yield f"metric {used} is used by the alerts or the dashboard but defined nowhere"
+    for pending in sorted(PENDING_METRICS & defined):
+        print(f"note: {pending} now exists: remove it from PENDING_METRICS")
+
+
+def check_config_map() -> Iterator[str]:
+    """Every config file the services read reaches Kubernetes (local-only files excepted)."""
+    folder = ROOT / "deploy" / "config"
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text("utf-8"))
+    listed = {f for g in kustomization["configMapGenerator"] for f in g.get("files", [])}
+    present = {
+        p.name
+        for p in folder.glob("*.yaml")
+        if p.name != "kustomization.yaml" and not p.name.endswith(".local.yaml")
+    }
+    for name in sorted(present - listed):
+        yield f"deploy/config/{name} is not in the ConfigMap (deploy/config/kustomization.yaml)"
+
+
+def check_grafana(compose: dict[str, Any]) -> Iterator[str]:
+    """The dashboards provider reads the folder compose mounts the JSON into."""
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/sada.yaml").read_text("utf-8")
+    )["providers"][0]
+    mounts = {v.get("target") for v in compose["services"]["grafana"].get("volumes", [])}
+    if provider["options"]["path"] not in mounts:
+        yield f"grafana provider path {provider['options']['path']} is not mounted in compose"
+
+
+def main(argv: list[str]) -> int:
+    """Run every check; print the findings; 1 if there are any."""
+    compose_json, base_yaml, production_yaml = (Path(a) for a in argv[1:4])
+    compose = json.loads(compose_json.read_text("utf-8"))
+    partitions = int(compose["services"]["kafka-init"]["environment"]["PARTITIONS"])
+    findings = [
+        *check_compose(compose),
+        *check_k8s(load_yaml_docs(base_yaml), load_yaml_docs(production_yaml), partitions),
+        *check_prometheus(),
+        *check_metrics(),
+        *check_config_map(),
+        *check_grafana(compose),
+    ]
+    for finding in findings:
+        print(f"FAIL: {finding}")
+    if not findings:
+        print(
+            f"consistent: topics = shared/topics.py, production replicas = {partitions} partitions,"
+            " ports, scrape targets, metric names"
+        )
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

@@ -1,0 +1,341 @@
+"""Sada's Grafana dashboard, as code (Grafana Foundation SDK for Grafana 11.6).
+
+The SDK is not a project dependency: it lives in the tools venv that deploy/check.sh creates
+from deploy/tools-requirements.txt. Regenerate the committed JSON after a change:
+
+    .cache/tools-venv/bin/python deploy/grafana/dashboard.py
+
+`--output PATH` writes elsewhere (`-` for stdout); deploy/check.sh uses it to prove that
+dashboards/sada.json is what this file generates. Grafana loads the JSON through
+provisioning/dashboards/sada.yaml; the datasource comes from provisioning/datasources/.
+
+Every query uses metrics that the services define (shared/kafka.py, services/*/metrics.py and
+services/router/routing.py); labels are the bounded sets those define (channel, unit, rule,
+code, outcome, service, topic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import (  # type: ignore[import-not-found, unused-ignore]
+    common,
+    piechart,
+    stat,
+    timeseries,
+)
+from grafana_foundation_sdk.builders import (  # type: ignore[import-not-found, unused-ignore]
+    dashboard as dash,
+)
+from grafana_foundation_sdk.builders import (  # type: ignore[import-not-found, unused-ignore]
+    prometheus as prom,
+)
+from grafana_foundation_sdk.cog.encoder import (  # type: ignore[import-not-found, unused-ignore]
+    JSONEncoder,
+)
+from grafana_foundation_sdk.models import (  # type: ignore[import-not-found, unused-ignore]
+    common as common_models,
+)
+from grafana_foundation_sdk.models import (  # type: ignore[import-not-found, unused-ignore]
+    dashboard as dash_models,
+)
+
+HERE = Path(__file__).resolve().parent
+OUTPUT = HERE / "dashboards" / "sada.json"
+UID = "sada-overview"
+DATASOURCE = dash_models.DataSourceRef(type_val="prometheus", uid="${datasource}")
+SERVICES = "intake|router|notifier|archive"
+
+
+def query(expr: str, legend: str = "", ref: str = "A") -> prom.Dataquery:
+    """A range query against the dashboard's Prometheus datasource."""
+    q = prom.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
+    return q.legend_format(legend) if legend else q
+
+
+def legend_table() -> common.VizLegendOptions:
+    """A legend that lists series with their mean and max, so a spike is easy to attribute."""
+    return (
+        common.VizLegendOptions()
+        .display_mode(common_models.LegendDisplayMode.TABLE)
+        .placement(common_models.LegendPlacement.BOTTOM)
+        .show_legend(True)
+        .calcs(["mean", "max"])
+    )
+
+
+def series(title: str, description: str, *, unit: str, stacked: bool = False) -> timeseries.Panel:
+    """A time-series panel with the house defaults."""
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .min(0)
+        .height(8)
+        .span(12)
+        .fill_opacity(15 if stacked else 5)
+        .line_width(1)
+        .legend(legend_table())
+    )
+    if stacked:
+        panel = panel.stacking(common.StackingConfig().mode(common_models.StackingMode.NORMAL))
+    return panel
+
+
+def build() -> dash.Dashboard:
+    """The whole dashboard: flow, notifications, Kafka and services."""
+    datasource = dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+    return (
+        dash.Dashboard("Sada")
+        .uid(UID)
+        .description("Sada: submissions in, routing, e-mails to the units, Kafka health.")
+        .tags(["sada"])
+        .editable()
+        .time("now-6h", "now")
+        .refresh("30s")
+        .timezone("browser")
+        .with_variable(datasource)
+        # ---- the flow -------------------------------------------------------------------
+        .with_row(dash.Row("Flow"))
+        .with_panel(
+            series(
+                "Submissions per minute by channel",
+                "Accepted and rejected submissions per channel (Kafka and HTTP doors together).",
+                unit="short",
+                stacked=True,
+            )
+            .with_target(
+                query(
+                    "sum by (channel) (rate(sada_intake_accepted_total[$__rate_interval])) * 60",
+                    "{{channel}} accepted",
+                    "A",
+                )
+            )
+            .with_target(
+                query(
+                    "sum by (channel) (rate(sada_intake_rejected_total[$__rate_interval])) * 60",
+                    "{{channel}} rejected",
+                    "B",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Rejections per minute by reason",
+                "Reason codes found in rejected submissions (each code once per submission).",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (code) (rate(sada_intake_rejection_reasons_total[$__rate_interval]))"
+                    " * 60",
+                    "{{code}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Routing per minute by unit and rule",
+                "Routing decisions: which unit received the submission and the rule that decided.",
+                unit="short",
+                stacked=True,
+            )
+            .span(16)
+            .with_target(
+                query(
+                    "sum by (unit, rule) (rate(sada_routing_decisions_total[$__rate_interval]))"
+                    " * 60",
+                    "{{unit}} / {{rule}}",
+                )
+            )
+        )
+        .with_panel(
+            piechart.Panel()
+            .title("Routing split (time range)")
+            .description("Share of the routing decisions in the selected time range.")
+            .datasource(DATASOURCE)
+            .height(8)
+            .span(8)
+            .unit("short")
+            .with_target(
+                query(
+                    "sum by (unit, rule) (increase(sada_routing_decisions_total[$__range]))",
+                    "{{unit}} / {{rule}}",
+                ).instant()
+            )
+        )
+        # ---- notifications --------------------------------------------------------------
+        .with_row(dash.Row("Notifications"))
+        .with_panel(
+            series(
+                "Accepted → e-mailed latency",
+                "Time from intake's acceptance to the unit's mail server taking the e-mail.",
+                unit="s",
+            )
+            .with_target(
+                query(
+                    "histogram_quantile(0.5, sum by (le) "
+                    "(rate(sada_notifier_accepted_to_emailed_seconds_bucket[$__rate_interval])))",
+                    "p50",
+                    "A",
+                )
+            )
+            .with_target(
+                query(
+                    "histogram_quantile(0.99, sum by (le) "
+                    "(rate(sada_notifier_accepted_to_emailed_seconds_bucket[$__rate_interval])))",
+                    "p99",
+                    "B",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Notification outcomes per minute",
+                "E-mails by unit and outcome: sent, failed (permanent refusal, notification.failed)"
+                " or repeat (already sent: the ledger suppressed a duplicate).",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (unit, outcome) (rate(sada_notifier_emails_total[$__rate_interval]))"
+                    " * 60",
+                    "{{unit}} {{outcome}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "SMTP retries per minute by kind",
+                "Transient mail-server failures the notifier retried (connect, timeout,"
+                " disconnected, 4xx).",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (kind) (rate(sada_notifier_smtp_retries_total[$__rate_interval])) * 60",
+                    "{{kind}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "SMTP send time",
+                "How long the mail server takes to accept one e-mail.",
+                unit="s",
+            )
+            .with_target(
+                query(
+                    "histogram_quantile(0.5, sum by (le) "
+                    "(rate(sada_notifier_smtp_seconds_bucket[$__rate_interval])))",
+                    "p50",
+                    "A",
+                )
+            )
+            .with_target(
+                query(
+                    "histogram_quantile(0.99, sum by (le) "
+                    "(rate(sada_notifier_smtp_seconds_bucket[$__rate_interval])))",
+                    "p99",
+                    "B",
+                )
+            )
+        )
+        # ---- Kafka ----------------------------------------------------------------------
+        .with_row(dash.Row("Kafka"))
+        .with_panel(
+            series(
+                "Consumer lag per service",
+                "Records each consumer group is behind, summed over partitions, per topic.",
+                unit="short",
+            ).with_target(
+                query("sum by (service, topic) (sada_consumer_lag)", "{{service}} ← {{topic}}")
+            )
+        )
+        .with_panel(
+            series(
+                "Dead letters",
+                "Records sent to feedback.deadletter.v1, by the service and source topic."
+                " Every one is archived and alerts (SadaDeadLetters).",
+                unit="short",
+                stacked=True,
+            )
+            .draw_style(common_models.GraphDrawStyle.BARS)
+            .with_target(
+                query(
+                    "sum by (service, topic) (increase(sada_deadletters_total[$__rate_interval]))",
+                    "{{service}} ← {{topic}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Transient retries",
+                "Batches that hit a transient failure (broker, database or mail server) and wait.",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (service, topic) "
+                    "(increase(sada_transient_retries_total[$__rate_interval]))",
+                    "{{service}} ← {{topic}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Offset commit failures",
+                "Commits that failed; the batch is redelivered and its effects are idempotent.",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (service, topic) "
+                    "(increase(sada_commit_failures_total[$__rate_interval]))",
+                    "{{service}} ← {{topic}}",
+                )
+            )
+        )
+        # ---- services -------------------------------------------------------------------
+        .with_row(dash.Row("Services"))
+        .with_panel(
+            stat.Panel()
+            .title("Up")
+            .description("1 when Prometheus scrapes the service's /metrics.")
+            .datasource(DATASOURCE)
+            .height(4)
+            .span(24)
+            .with_target(query(f'up{{job=~"{SERVICES}"}}', "{{job}} {{instance}}").instant())
+        )
+    )
+
+
+def render() -> str:
+    """The dashboard as stable JSON text (sorted keys), ending with a newline."""
+    model = build().build()
+    # Unique ids in layout order: Grafana's panel links and "view panel" URLs rely on them.
+    for number, panel in enumerate(model.panels or (), start=1):
+        panel.id_val = number
+    return json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the dashboard JSON to dashboards/sada.json, or to --output."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--output", default=str(OUTPUT), help="file to write, or - for stdout")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
