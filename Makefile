@@ -8,7 +8,7 @@ PY := $(ROOT)/.venv/bin/python
 INFRA := deploy/local/infra.sh
 PYTEST := $(ROOT)/.venv/bin/pytest
 
-.PHONY: help run test lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv
+.PHONY: help run test deploy-check lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -37,6 +37,9 @@ infra-logs:  ## tail the infrastructure logs
 run: infra-up  ## bring up the infrastructure and every service, print where they listen
 	$(PY) -m deploy.local.run
 
+deploy-check:  ## validate compose, Dockerfile, k8s manifests, Prometheus rules and the dashboard
+	deploy/check.sh
+
 lint: venv  ## ruff (lint + format check) and mypy strict
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
@@ -54,7 +57,7 @@ integration: infra-up
 e2e: infra-up
 	$(PYTEST) -m e2e tests/e2e
 
-test: lint infra-up  ## lint, types, then unit, component, integration and e2e tests on real infrastructure
+test: lint deploy-check infra-up  ## lint, types, then unit, component, integration and e2e tests on real infrastructure
 	$(PYTEST) tests
 
 bench: infra-up  ## throughput and latency against raw aiokafka / PyMongo (not part of `make test`)

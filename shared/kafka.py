@@ -123,7 +123,8 @@ async def raw_batch_decoder(msg: KafkaMessage) -> list[bytes]:
 def records_of(msg: KafkaMessage) -> tuple[Record, ...]:
     """Return the Kafka records behind a batch message."""
     raw = msg.raw_message
-    return raw if isinstance(raw, tuple) else (raw,)
+    # the in-memory test broker hands a batch over as a list
+    return tuple(raw) if isinstance(raw, tuple | list) else (raw,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +163,17 @@ class BatchRunner:
       to `feedback.deadletter.v1` with its position and error; the rest proceed.
     """
 
-    def __init__(self, broker: KafkaBroker, *, service: str, version: str, hold_seconds: float):
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        *,
+        service: str,
+        version: str,
+        hold_seconds: float,
+        deadletter_topic: str = topics.DEADLETTER,
+    ):
         self._broker = broker
+        self._deadletter_topic = deadletter_topic
         self._service = service
         self._producer = events.Producer(service=service, version=version)
         self._hold_seconds = hold_seconds
@@ -235,7 +245,11 @@ class BatchRunner:
             with attempt:
                 await produce_all(
                     self._broker,
-                    [Outgoing(topics.DEADLETTER, submission_id, event.model_dump_json().encode())],
+                    [
+                        Outgoing(
+                            self._deadletter_topic, submission_id, event.model_dump_json().encode()
+                        )
+                    ],
                 )
 
     async def _commit(self, msg: KafkaMessage, topic: str) -> None:

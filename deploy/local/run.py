@@ -1,0 +1,46 @@
+"""`make run`: create the topics, say where everything listens, then run every process.
+
+The processes are declared in `deploy/local/Procfile` and run by honcho, so one Ctrl-C stops
+them all; the infrastructure (`deploy/local/infra.sh`) keeps running until `make infra-down`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from deploy.local.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = Path(os.environ.get("SADA_RUN_DIR", ROOT / ".run"))
+
+WHERE = f"""
+Sada is starting. Where everything listens (127.0.0.1 only):
+  intake API     http://127.0.0.1:8001/v1/submissions   (docs: /docs; demo key: local-<channel>-key)
+  router         http://127.0.0.1:8002/health
+  notifier       http://127.0.0.1:8003/health
+  archive API    http://127.0.0.1:8004/v1/submissions   (docs: /docs; local token: see README)
+  metrics        http://127.0.0.1:800[1-4]/metrics
+  Prometheus     http://127.0.0.1:9090   (alerts: /alerts)
+  Kafka          127.0.0.1:9092          FerretDB  mongodb://127.0.0.1:27017/
+  SMTP sink      127.0.0.1:1025          mail stored in {RUN / "mail"} (Maildir)
+  logs           {RUN / "logs"} (infrastructure); services log to this terminal
+Try `make demo` in another terminal. Ctrl-C stops the services.
+"""
+
+
+def main() -> None:
+    """Create the topics, print the addresses and hand over to honcho."""
+    created = asyncio.run(ensure_topics("127.0.0.1:9092", partitions=3))
+    if created:
+        print(f"created topics: {', '.join(created)}")
+    print(WHERE, flush=True)
+    honcho = str(ROOT / ".venv" / "bin" / "honcho")
+    procfile = str(ROOT / "deploy" / "local" / "Procfile")
+    os.chdir(ROOT)
+    os.execv(honcho, [honcho, "-f", procfile, "-d", str(ROOT), "start"])
+
+
+if __name__ == "__main__":
+    main()

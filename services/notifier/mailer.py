@@ -1,0 +1,190 @@
+"""Sending e-mail: the `Mailer` port and its aiosmtplib adapter over one reused connection.
+
+The mailer decides what an SMTP failure means, because only it sees where the failure happened:
+
+- the server refused *this message* with a 5xx (unknown mailbox, message rejected) → `RefusedError`,
+  which the notifier records as `notification.failed` and moves on;
+- anything else (connection refused or lost, timeouts, any 4xx, and a server that will not let
+  us in at all — EHLO, STARTTLS or AUTH refused, which is configuration, not the message) is
+  transient: it propagates so the batch is retried while the partition waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import NoReturn, Protocol
+
+import aiosmtplib
+
+from services.notifier import metrics
+from services.notifier.messages import Email
+from services.notifier.settings import SmtpSettings
+from shared.logging import get_logger
+from shared.retry import TransientError, is_transient
+
+log = get_logger(__name__)
+
+ACCEPTED = 250
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpReply:
+    """The server's answer to a message it accepted (the reply to DATA)."""
+
+    code: int
+    text: str
+
+
+class RefusedError(Exception):
+    """The server permanently refused this message (5xx); sending it again cannot help."""
+
+    def __init__(self, code: int | None, reply: str) -> None:
+        self.code, self.reply = code, reply
+        super().__init__(f"{code} {reply}" if code is not None else reply)
+
+
+class Mailer(Protocol):
+    """Sends one composed e-mail to its recipient."""
+
+    async def send(self, email: Email) -> SmtpReply:
+        """Return the server's acceptance, raise `RefusedError` (permanent) or a transient error."""
+        ...
+
+    async def close(self) -> None:
+        """Say goodbye to the server, if connected."""
+        ...
+
+
+# A server that will not greet, secure or authenticate us refuses every message alike: that is
+# an outage of our configuration or of the server, not a property of the message.
+_SESSION_ERRORS = (
+    aiosmtplib.SMTPHeloError,
+    aiosmtplib.SMTPAuthenticationError,
+    aiosmtplib.SMTPConnectResponseError,
+)
+# After these the server answered and aiosmtplib sent RSET: the session is still good to use.
+_ANSWERED = (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused)
+# 552 to MAIL FROM answers our SIZE declaration: this message is too big, a property of it.
+_MESSAGE_TOO_BIG = 552
+
+
+def _permanent(code: int) -> bool:
+    return 500 <= code < 600
+
+
+def classify(exc: aiosmtplib.SMTPException) -> BaseException:
+    """Return what a send failure means: `RefusedError`, or the (transient) error to propagate.
+
+    - 5xx to RCPT (unknown mailbox) or to DATA (message rejected), or 552 to MAIL (too big):
+      permanent, for this message only;
+    - any other refusal of MAIL FROM (530 authentication required, 550/553 sender not allowed)
+      refuses our sender, hence every message: configuration, held and retried like an outage;
+    - 4xx anywhere, lost connections, timeouts and refused sessions: transient.
+    """
+    if isinstance(exc, _SESSION_ERRORS):
+        return TransientError(f"SMTP session refused: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        # Every recipient was refused (we send to one); a temporary refusal means "later".
+        temporary = [r for r in exc.recipients if not _permanent(r.code)]
+        if temporary:
+            return temporary[0]  # an SMTPResponseException with a 4xx code: transient
+        if not exc.recipients:
+            return TransientError(str(exc))
+        return RefusedError(exc.recipients[0].code, exc.recipients[0].message)
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused) and exc.code != _MESSAGE_TOO_BIG:
+        return exc if not _permanent(exc.code) else TransientError(f"sender refused: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPResponseException) and _permanent(exc.code):
+        return RefusedError(exc.code, exc.message)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return RefusedError(None, str(exc))  # e.g. a non-ASCII address and no SMTPUTF8: never works
+    return exc
+
+
+def _reraise(exc: aiosmtplib.SMTPException) -> NoReturn:
+    meaning = classify(exc)
+    if meaning is exc:
+        raise exc
+    raise meaning from exc
+
+
+class SmtpMailer:
+    """aiosmtplib adapter: one connection, opened on first use and reopened after a loss."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self._settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
+        self._lock = asyncio.Lock()
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.use_tls,
+            start_tls=s.starttls,
+            validate_certs=s.validate_certs,
+            cert_bundle=str(s.cert_bundle) if s.cert_bundle else None,
+            username=s.username,
+            password=s.password.get_secret_value() if s.password else None,
+            timeout=s.timeout,
+            local_hostname=s.local_hostname,
+        )
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        client = self._client
+        if client is not None and client.is_connected:
+            idle = time.monotonic() - self._last_used
+            if idle < self._settings.idle_check_seconds:
+                return client
+            try:  # servers drop idle sessions; find out now rather than mid-message
+                await client.noop()
+                return client
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+        client = self._new_client()
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPException as exc:
+            client.close()
+            if is_transient(exc):
+                raise
+            # Whatever stops us connecting (no STARTTLS, AUTH refused…) is no message's fault.
+            raise TransientError(f"cannot open an SMTP session: {exc}") from exc
+        metrics.SMTP_CONNECTIONS.inc()
+        self._client = client
+        return client
+
+    async def send(self, email: Email) -> SmtpReply:
+        """Send `email` to its recipient over the shared connection."""
+        async with self._lock:
+            client = await self._connected()
+            started = time.perf_counter()
+            try:
+                _errors, reply = await client.send_message(
+                    email.message, recipients=[email.recipient]
+                )
+            except aiosmtplib.SMTPException as exc:
+                if not isinstance(exc, _ANSWERED):
+                    client.close()  # lost, timed out or confused: start clean next time
+                _reraise(exc)
+            except OSError:
+                client.close()
+                raise
+            finally:
+                self._last_used = time.monotonic()
+                metrics.SMTP_SECONDS.observe(time.perf_counter() - started)
+            return SmtpReply(ACCEPTED, reply)
+
+    async def close(self) -> None:
+        """Send QUIT if connected; a server already gone is not an error at shutdown."""
+        async with self._lock:
+            client, self._client = self._client, None
+            if client is None or not client.is_connected:
+                return
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()

@@ -1,0 +1,329 @@
+"""What a unit receives: the e-mail for a routed submission, built by pure functions.
+
+The e-mail is `multipart/alternative` (plain text, then HTML), rendered from Jinja2 templates with
+autoescaping for HTML. It is Arabic-first and bilingual: every label carries its Arabic and
+English text, each with its own `lang`/`dir`; the layout is right-to-left for an Arabic
+submission; and everything the submitter typed is isolated (`<bdi>` in HTML, U+2068/U+2069 in
+text) so a reference number, an address or a Latin name keeps its order inside Arabic.
+
+A unit configured with `personal_data: false` receives the reference, the metadata and a link to
+the archive, and none of the submitter's words or contact details.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from functools import cache
+from pathlib import Path
+from typing import Final
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from shared.directory import Channel, Unit
+from shared.events import SubmissionRouted
+from shared.models import Answer, Kind, Submitter
+
+TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
+RIYADH: Final = ZoneInfo("Asia/Riyadh")
+NOTIFICATION_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:sada:notification")
+SUBJECT_MAX: Final = 200
+SNIPPET_MAX: Final = 80
+
+# Bidi embeddings, overrides, isolates and marks: a subject line must not reorder what follows.
+_BIDI_CONTROLS: Final = frozenset("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e") | frozenset(
+    "\u2066\u2067\u2068\u2069"
+)
+_SPACES: Final = re.compile(r"\s+")
+FSI: Final = "\u2068"  # FIRST STRONG ISOLATE: the plain-text counterpart of <bdi>
+PDI: Final = "\u2069"  # POP DIRECTIONAL ISOLATE
+
+KIND_LABELS: Final[Mapping[Kind, tuple[str, str]]] = {
+    Kind.OPINION: ("رأي", "Opinion"),
+    Kind.VIEW: ("مرئيات", "View"),
+    Kind.COMMENT: ("تعليق", "Comment"),
+    Kind.SUGGESTION: ("اقتراح", "Suggestion"),
+    Kind.IDEA: ("فكرة", "Idea"),
+    Kind.EXPERIENCE: ("تجربة", "Experience"),
+    Kind.PROBLEM: ("مشكلة", "Problem"),
+    Kind.SURVEY_RESPONSE: ("إجابة استبانة", "Survey response"),
+    Kind.CONSULTATION_RESPONSE: ("مشاركة في استطلاع مرئيات", "Consultation response"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A text in both languages; templates show the submission's language first."""
+
+    ar: str
+    en: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentView:
+    """Attachment metadata as shown; `link` is set only for an http(s) URL."""
+
+    filename: str
+    content_type: str
+    size: str
+    url: str
+    link: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailView:
+    """Everything the templates may show. Personal fields are empty when the unit takes none."""
+
+    lang: str
+    dir: str
+    align: str
+    subject_line: str
+    reference: str
+    submission_id: str
+    message_id: str
+    unit: Label
+    mailbox: str
+    kind: Label
+    channel: Label
+    channel_id: str
+    topic: str | None
+    legislation_ref: str | None
+    survey_id: str | None
+    received_riyadh: str
+    received_utc: str
+    submitted_riyadh: str
+    rule_id: str
+    reason: str
+    matched: tuple[tuple[str, str], ...]
+    rules_version: str
+    personal_data: bool
+    archive_link: str
+    subject: str | None
+    body: str | None
+    answers: tuple[Answer, ...]
+    attachments: tuple[AttachmentView, ...]
+    submitter: Submitter | None
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """A composed e-mail, ready for the mailer, with its parts kept for previews and tests."""
+
+    message: EmailMessage
+    message_id: str
+    recipient: str
+    subject: str
+    text: str
+    html: str
+
+
+def notification_key(submission_id: str, unit: str) -> str:
+    """Return the ledger key of the one e-mail a unit receives about a submission."""
+    return f"{submission_id}:{unit}"
+
+
+def message_id(submission_id: str, unit: str, domain: str) -> str:
+    """Return the deterministic Message-ID: a repeat of the same notification carries the same."""
+    local = uuid.uuid5(NOTIFICATION_NAMESPACE, notification_key(submission_id, unit))
+    return f"<{local}@{domain}>"
+
+
+def one_line(text: str) -> str:
+    """Return `text` as one safe line: controls and line breaks become spaces, bidi controls go."""
+    kept = []
+    for char in text:
+        if char in _BIDI_CONTROLS:
+            continue
+        category = unicodedata.category(char)
+        kept.append(" " if category in {"Cc", "Zl", "Zp"} else char)
+    return _SPACES.sub(" ", "".join(kept)).strip()
+
+
+def sanitise_subject(reference: str, *parts: str | None, limit: int = SUBJECT_MAX) -> str:
+    """Return the subject: one line, no controls, at most `limit` chars, starting with the ref."""
+    head = one_line(reference)
+    pieces = [head, *(p for p in (one_line(part or "") for part in parts) if p)]
+    line = " — ".join(pieces)
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1].rstrip()
+    if len(cut) < len(head):  # a limit shorter than the reference keeps the reference whole
+        return head[:limit]
+    return cut + "…"
+
+
+def _snippet(text: str | None) -> str | None:
+    if not text:
+        return None
+    line = one_line(text)
+    return line if len(line) <= SNIPPET_MAX else line[: SNIPPET_MAX - 1].rstrip() + "…"
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _riyadh(moment: datetime) -> str:
+    local = _as_utc(moment).astimezone(RIYADH)
+    offset = local.strftime("%z")  # "+0300"
+    return local.strftime(f"%Y-%m-%d %H:%M:%S (Asia/Riyadh, UTC{offset[:3]}:{offset[3:]})")
+
+
+def _utc(moment: datetime) -> str:
+    return _as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def human_size(size: int) -> str:
+    """Return a byte count the way people read it (1.5 MB, 820 KB, 12 B)."""
+    amount = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount < 1024 or unit == "GB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _safe_link(url: str) -> str | None:
+    """Only http(s) URLs become links: a `javascript:` URL must stay inert text."""
+    return url if re.match(r"^https?://", url, flags=re.IGNORECASE) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Composer:
+    """Builds the e-mail for a routed event from the directory and the notifier's settings."""
+
+    units: Mapping[str, Unit]
+    channels: Mapping[str, Channel]
+    sender: str
+    archive_url: str
+    message_id_domain: str
+
+    def personal_data(self, unit: str) -> bool:
+        """Return whether `unit` receives personal data; an unknown unit does not (safe default)."""
+        known = self.units.get(unit)
+        return known.personal_data if known is not None else False
+
+    def view(self, routed: SubmissionRouted) -> EmailView:
+        """Return what the templates show for `routed`."""
+        submission, decision = routed.payload.submission, routed.payload.decision
+        unit = self.units.get(decision.unit)
+        personal = self.personal_data(decision.unit)
+        channel = self.channels.get(submission.channel)
+        kind_ar, kind_en = KIND_LABELS[submission.kind]
+        arabic = submission.language == "ar"
+        subject_line = sanitise_subject(
+            submission.reference,
+            kind_ar if arabic else kind_en,
+            (channel.name_ar if arabic else channel.name_en) if channel else submission.channel,
+            (submission.subject or _snippet(submission.body)) if personal else None,
+        )
+        return EmailView(
+            lang="ar" if arabic else "en",
+            dir="rtl" if arabic else "ltr",
+            align="right" if arabic else "left",
+            subject_line=subject_line,
+            reference=submission.reference,
+            submission_id=submission.submission_id,
+            message_id=message_id(submission.submission_id, decision.unit, self.message_id_domain),
+            unit=Label(unit.name_ar, unit.name_en) if unit else Label(decision.unit, decision.unit),
+            mailbox=decision.mailbox,
+            kind=Label(kind_ar, kind_en),
+            channel=(
+                Label(channel.name_ar, channel.name_en)
+                if channel
+                else Label(submission.channel, submission.channel)
+            ),
+            channel_id=submission.channel,
+            topic=submission.topic,
+            legislation_ref=submission.legislation_ref,
+            survey_id=submission.survey_id,
+            received_riyadh=_riyadh(submission.received_at),
+            received_utc=_utc(submission.received_at),
+            submitted_riyadh=_riyadh(submission.submitted_at),
+            rule_id=decision.rule_id,
+            reason=decision.reason,
+            matched=tuple((m.field, m.value) for m in decision.matched),
+            rules_version=decision.rules_version[:12],
+            personal_data=personal,
+            archive_link=self.archive_url + submission.submission_id,
+            subject=submission.subject if personal else None,
+            body=submission.body if personal else None,
+            answers=submission.answers if personal else (),
+            attachments=tuple(
+                AttachmentView(
+                    filename=a.filename,
+                    content_type=a.content_type,
+                    size=human_size(a.size_bytes),
+                    url=a.url,
+                    link=_safe_link(a.url),
+                )
+                for a in (submission.attachments if personal else ())
+            ),
+            submitter=submission.submitter if personal else None,
+        )
+
+    def compose(self, routed: SubmissionRouted) -> Email:
+        """Return the complete e-mail for `routed`, addressed to the decision's mailbox."""
+        view = self.view(routed)
+        text, html = render(view)
+        decision = routed.payload.decision
+        message = EmailMessage()
+        message["Message-ID"] = view.message_id
+        message["Date"] = format_datetime(_as_utc(routed.occurred_at))
+        message["From"] = self.sender
+        message["To"] = Address(display_name=view.unit.ar, addr_spec=decision.mailbox)
+        message["Subject"] = view.subject_line
+        message["Content-Language"] = view.lang
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+        message["X-Sada-Reference"] = one_line(view.reference)
+        message["X-Sada-Rule"] = one_line(decision.rule_id)
+        message["X-Sada-Unit"] = one_line(decision.unit)
+        message["X-Sada-Submission-Id"] = one_line(view.submission_id)
+        message.set_content(text, subtype="plain", charset="utf-8")
+        message.add_alternative(html, subtype="html", charset="utf-8")
+        return Email(
+            message=message,
+            message_id=view.message_id,
+            recipient=decision.mailbox,
+            subject=view.subject_line,
+            text=text,
+            html=html,
+        )
+
+
+def isolate(value: object) -> str:
+    """Wrap each line of a value in FSI…PDI so plain-text viewers keep its direction."""
+    return "\n".join(f"{FSI}{line}{PDI}" for line in str(value).split("\n"))
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """Return the template environment: HTML autoescaped, undefined names an error."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "html.j2"), default_for_string=True, default=False
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["isolate"] = isolate
+    return env
+
+
+def render(view: EmailView) -> tuple[str, str]:
+    """Return the (plain text, HTML) parts for `view`."""
+    env = environment()
+    text = env.get_template("email.txt.j2").render(v=view)
+    html = env.get_template("email.html.j2").render(v=view)
+    return text, html

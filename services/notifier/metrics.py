@@ -1,0 +1,30 @@
+"""The notifier's Prometheus metrics (default registry; labels are bounded sets only)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EMAILS = Counter(
+    "sada_notifier_emails_total",
+    "Notifications by unit and outcome: sent, failed (permanent refusal) or repeat (ledger hit).",
+    ["unit", "outcome"],
+)
+LEDGER_HITS = Counter(
+    "sada_notifier_ledger_hits_total",
+    "Routed events whose e-mail the ledger already held: the repeat was suppressed.",
+    ["unit"],
+)
+SMTP_SECONDS = Histogram(
+    "sada_notifier_smtp_seconds",
+    "Time the mail server took to take one e-mail (MAIL FROM to the reply to DATA).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+SMTP_RETRIES = Counter(
+    "sada_notifier_smtp_retries_total",
+    "Sends that failed transiently and will be retried, by failure kind.",
+    ["kind"],
+)
+SMTP_CONNECTIONS = Counter(
+    "sada_notifier_smtp_connections_total",
+    "SMTP connections opened (one is reused; more means the server dropped us).",
+)

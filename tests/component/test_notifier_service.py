@@ -1,0 +1,207 @@
+"""The notifier wired with FastStream's TestKafkaBroker and in-memory mailer and ledger."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosmtplib
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from services.notifier.app import build
+from services.notifier.ledger import LedgerEntry
+from services.notifier.mailer import RefusedError, SmtpReply
+from services.notifier.messages import Email
+from services.notifier.settings import NotifierSettings
+from shared import topics
+from shared.events import (
+    ANY_EVENT,
+    AnyEvent,
+    MessageDeadLettered,
+    NotificationFailed,
+    NotificationSent,
+    SubmissionRouted,
+)
+from shared.settings import KafkaSettings
+from tests import notifier_support as support
+
+ROUTED, NOTIFICATIONS = "test.routed", "test.notifications"
+
+
+@dataclass
+class FakeMailer:
+    """Accepts every e-mail, except the calls `script` says to fail (by call number, from 1)."""
+
+    script: dict[int, BaseException] = field(default_factory=dict)
+    calls: int = 0
+    sent: list[Email] = field(default_factory=list)
+
+    async def send(self, email: Email) -> SmtpReply:
+        self.calls += 1
+        failure = self.script.get(self.calls)
+        if failure is not None:
+            raise failure
+        self.sent.append(email)
+        return SmtpReply(250, "2.0.0 queued")
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class FakeLedger:
+    entries: dict[str, LedgerEntry] = field(default_factory=dict)
+    finds: int = 0
+
+    async def find(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        self.finds += 1
+        return {key: self.entries[key] for key in keys if key in self.entries}
+
+    async def record(self, entry: LedgerEntry) -> None:
+        self.entries.setdefault(entry.key, entry)
+
+
+@dataclass
+class Harness:
+    broker: Any
+    mailer: FakeMailer
+    ledger: FakeLedger
+    outcomes: list[AnyEvent]
+    dead: list[AnyEvent]
+
+    async def deliver(self, *events: SubmissionRouted | bytes) -> None:
+        bodies = [e if isinstance(e, bytes) else e.model_dump_json().encode() for e in events]
+        await self.broker.publish_batch(*bodies, topic=ROUTED)
+
+
+@asynccontextmanager
+async def notifier(
+    mailer: FakeMailer | None = None, *, hold_seconds: float = 5.0
+) -> AsyncIterator[Harness]:
+    settings = NotifierSettings(
+        kafka=KafkaSettings(hold_seconds=hold_seconds),
+        routed_topic=ROUTED,
+        notifications_topic=NOTIFICATIONS,
+    )
+    harness_mailer, ledger = mailer or FakeMailer(), FakeLedger()
+    app = build(settings, mailer=harness_mailer, ledger=ledger)
+    broker: KafkaBroker = app.state.broker
+    outcomes: list[AnyEvent] = []
+    dead: list[AnyEvent] = []
+
+    @broker.subscriber(NOTIFICATIONS, group_id="collector")
+    async def collect(body: dict[str, Any]) -> None:
+        outcomes.append(ANY_EVENT.validate_python(body))
+
+    @broker.subscriber(topics.DEADLETTER, group_id="dead")
+    async def collect_dead(body: dict[str, Any]) -> None:
+        dead.append(ANY_EVENT.validate_python(body))
+
+    async with TestKafkaBroker(broker) as test_broker:
+        yield Harness(test_broker, harness_mailer, ledger, outcomes, dead)
+
+
+def _sent(outcomes: list[AnyEvent]) -> list[NotificationSent]:
+    return [o for o in outcomes if isinstance(o, NotificationSent)]
+
+
+async def test_a_routed_event_delivered_three_times_sends_one_email() -> None:
+    event = support.routed(support.ARABIC_SAMPLE)
+    async with notifier() as h:
+        for _ in range(3):
+            await h.deliver(event)
+    assert len(h.mailer.sent) == 1
+    assert h.mailer.sent[0].recipient == "LegislationsOffice@moj.gov.sa"
+    sent = _sent(h.outcomes)
+    assert [o.payload.repeat for o in sent] == [False, True, True]
+    assert {o.event_id for o in sent} == {sent[0].event_id}  # a replay keeps its event id
+    assert {o.payload.message_id for o in sent} == {h.mailer.sent[0].message_id}
+    assert sent[0].correlation_id == event.correlation_id
+    assert sent[0].payload.smtp_code == 250
+    assert sent[0].payload.smtp_reply == "2.0.0 queued"
+
+
+async def test_the_same_event_three_times_in_one_batch_sends_one_email() -> None:
+    event = support.routed(support.ENGLISH_SAMPLE)
+    async with notifier() as h:
+        await h.deliver(event, event, event)
+    assert len(h.mailer.sent) == 1
+    assert [o.payload.repeat for o in _sent(h.outcomes)] == [False, True, True]
+    assert h.ledger.finds == 1  # one ledger query for the whole batch
+
+
+async def test_a_batch_is_looked_up_once_and_each_email_recorded_with_its_outcome() -> None:
+    events = [
+        support.routed(support.ARABIC_SAMPLE),
+        support.routed(support.ENGLISH_SAMPLE),
+        support.routed({**support.ENGLISH_SAMPLE, "channel_ref": "other"}),
+    ]
+    async with notifier() as h:
+        await h.deliver(*events)
+    assert h.ledger.finds == 1
+    assert len(h.mailer.sent) == 3
+    assert {e.status for e in h.ledger.entries.values()} == {"sent"}
+    assert [o.submission_id for o in h.outcomes] == [e.submission_id for e in events]
+
+
+async def test_a_permanent_refusal_publishes_failed_and_a_redelivery_does_not_resend() -> None:
+    event = support.routed(support.ENGLISH_SAMPLE)
+    mailer = FakeMailer(script={1: RefusedError(550, "5.1.1 Mailbox unavailable")})
+    async with notifier(mailer) as h:
+        await h.deliver(event)
+        await h.deliver(event)
+    assert mailer.calls == 1
+    failed = [o for o in h.outcomes if isinstance(o, NotificationFailed)]
+    assert len(failed) == 2
+    assert failed[0].payload.smtp_code == 550
+    assert failed[0].payload.smtp_reply == "5.1.1 Mailbox unavailable"
+    assert [f.payload.repeat for f in failed] == [False, True]
+    assert not h.dead
+
+
+async def test_a_transient_failure_is_retried_until_the_email_goes_out_once() -> None:
+    event = support.routed(support.ARABIC_SAMPLE)
+    mailer = FakeMailer(
+        script={
+            1: aiosmtplib.SMTPServerDisconnected("lost"),
+            2: aiosmtplib.SMTPSenderRefused(451, "4.3.0 try later", "s@x.org"),
+        }
+    )
+    async with notifier(mailer) as h:
+        await h.deliver(event)
+    assert mailer.calls == 3
+    assert len(mailer.sent) == 1
+    (sent,) = _sent(h.outcomes)
+    assert sent.payload.attempts == 3
+    assert not sent.payload.repeat
+    assert not h.dead
+
+
+async def test_a_failure_mid_batch_does_not_resend_what_already_went_out() -> None:
+    first, second = support.routed(support.ARABIC_SAMPLE), support.routed(support.ENGLISH_SAMPLE)
+    mailer = FakeMailer(script={2: ConnectionRefusedError()})
+    async with notifier(mailer) as h:
+        await h.deliver(first, second)
+    assert [e.message_id for e in mailer.sent] == [
+        support.composer().compose(first).message_id,
+        support.composer().compose(second).message_id,
+    ]
+    sent = _sent(h.outcomes)
+    # The retried batch found the first e-mail in the ledger: reported, not resent.
+    assert [(o.submission_id, o.payload.repeat) for o in sent] == [
+        (first.submission_id, True),
+        (second.submission_id, False),
+    ]
+
+
+async def test_a_malformed_event_is_dead_lettered_and_the_rest_of_the_batch_goes_out() -> None:
+    good = support.routed(support.ENGLISH_SAMPLE)
+    accepted_not_routed = b'{"event_type": "submission.accepted"}'
+    async with notifier() as h:
+        await h.deliver(b"{not json", good, accepted_not_routed)
+    assert len(h.mailer.sent) == 1
+    assert len(h.dead) == 2
+    assert all(isinstance(d, MessageDeadLettered) for d in h.dead)
+    assert [o.submission_id for o in _sent(h.outcomes)] == [good.submission_id]

@@ -1,0 +1,183 @@
+"""Routed events for the notifier's tests and docs, built without the intake and router services.
+
+The notifier's contract is the `submission.routed` event; building it here (with the shared id
+functions and a small stand-in for the default routing table) keeps its tests independent of
+the other services, and makes the e-mails in docs/ reproducible.
+
+Regenerate the checked-in e-mails with `.venv/bin/python -m tests.notifier_support docs`.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.notifier.messages import Composer
+from shared import events, ids
+from shared.directory import load_channels, load_units
+from shared.events import Match, RoutedPayload, RoutingDecision, SubmissionRouted
+from shared.models import Submission
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+RULES_VERSION = "9f2c4e1a7b3d5f60a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8"
+PRODUCER = events.Producer(service="router", version="test")
+ARCHIVE_URL = "http://127.0.0.1:8004/v1/submissions/"
+
+# Two submissions from the shared samples, embedded so the docs never depend on that file.
+ARABIC_SAMPLE: dict[str, Any] = {
+    "channel": "istitlaa",
+    "channel_ref": "IST-2026-88121",
+    "kind": "opinion",
+    "legislation_ref": "MOJ-DRAFT-2026-003",
+    "language": "ar",
+    "subject": "مشروع نظام الإثبات — المادة 12",
+    "body": (
+        "أرى أن تمديد مدة تقديم البينة إلى ثلاثين يوماً يحقق العدالة للأطراف البعيدين عن مقر"
+        " المحكمة.\nكما أقترح قبول التوقيع الإلكتروني عبر منصة Najiz دون توثيق إضافي."
+    ),
+    "submitter": {"name": "عبدالله الحربي (Abdullah Alharbi)", "email": "a.harbi@example.sa"},
+    "attachments": [
+        {
+            "filename": "ملاحظات-المادة-12.pdf",
+            "content_type": "application/pdf",
+            "size_bytes": 248_331,
+            "url": "https://istitlaa.example.sa/files/88121/1",
+        }
+    ],
+    "submitted_at": "2026-11-25T10:00:00+03:00",
+}
+ENGLISH_SAMPLE: dict[str, Any] = {
+    "channel": "email",
+    "channel_ref": "<CAF12@mail.example.com>",
+    "kind": "idea",
+    "language": "en",
+    "topic": "courts",
+    "subject": "Idea: appointment reminders",
+    "body": (
+        "Courts could send calendar invites for hearing appointments, with a map link.\n"
+        "For example: «محكمة الرياض العامة» — hall 4."
+    ),
+    "submitter": {
+        "name": "Noura Al-Qahtani (نورة القحطاني)",
+        "email": "noura.q@example.com",
+        "phone": "+966500000002",
+    },
+    "submitted_at": "2026-11-25T10:07:00+03:00",
+}
+
+
+def _has_arabic(text: str) -> bool:
+    return any("\u0600" <= char <= "\u06ff" for char in text)
+
+
+def submission(raw: dict[str, Any], *, received_at: datetime | None = None) -> Submission:
+    """Return the `Submission` intake would make of `raw` (ids derived the shared way)."""
+    content = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    sid = ids.submission_id(raw["channel"], raw.get("channel_ref"), ids.digest(content))
+    submitted = datetime.fromisoformat(raw["submitted_at"])
+    text = " ".join(
+        [raw.get("subject") or "", raw.get("body") or ""]
+        + [a["answer"] for a in raw.get("answers", ())]
+    )
+    language = raw.get("language") or ("ar" if _has_arabic(text) else "en")
+    return Submission.model_validate(
+        {
+            **raw,
+            "submission_id": sid,
+            "reference": ids.reference(sid),
+            "language": language,
+            "received_at": received_at or (submitted.astimezone(UTC) + timedelta(seconds=2)),
+        }
+    )
+
+
+def decide(sub: Submission) -> RoutingDecision:
+    """A stand-in for the router's default table (DESIGN.md, "Routing"), enough for samples."""
+    units = load_units()
+
+    def to(unit: str, rule: str, reason: str, *matched: Match) -> RoutingDecision:
+        return RoutingDecision(
+            unit=unit,
+            mailbox=units[unit].mailbox,
+            rule_id=rule,
+            rules_version=RULES_VERSION,
+            reason=reason,
+            matched=matched,
+        )
+
+    if sub.legislation_ref:
+        return to(
+            "legislations_office",
+            "legislation-reference",
+            f"legislation_ref {sub.legislation_ref} present",
+            Match(field="legislation_ref", value=sub.legislation_ref),
+        )
+    if sub.channel in {"istitlaa", "legislation_questionnaire"}:
+        return to(
+            "legislations_office",
+            "consultation-channel",
+            f"channel {sub.channel} is a consultation channel",
+            Match(field="channel", value=sub.channel),
+        )
+    if sub.topic:
+        return to(
+            "voice_of_customer",
+            "explicit-topic",
+            f"topic {sub.topic} belongs to Voice of the Customer",
+            Match(field="topic", value=sub.topic),
+        )
+    return to("voice_of_customer", "default", "no other rule matched")
+
+
+def routed(
+    raw: dict[str, Any] | Submission,
+    decision: RoutingDecision | None = None,
+    *,
+    occurred_at: datetime | None = None,
+) -> SubmissionRouted:
+    """Return the `submission.routed` event for `raw` (a raw dict or a built `Submission`)."""
+    sub = raw if isinstance(raw, Submission) else submission(raw)
+    event = events.build(
+        SubmissionRouted,
+        submission_id=sub.submission_id,
+        reference=sub.reference,
+        payload=RoutedPayload(submission=sub, decision=decision or decide(sub)),
+        discriminator="",
+        producer=PRODUCER,
+    )
+    moment = occurred_at or (sub.received_at + timedelta(milliseconds=40))
+    return event.model_copy(update={"occurred_at": moment})
+
+
+def composer(**overrides: Any) -> Composer:
+    """Return a composer over the real directory files."""
+    settings: dict[str, Any] = {
+        "units": load_units(),
+        "channels": load_channels(),
+        "sender": "Sada <sada-notifier@moj.gov.sa>",
+        "archive_url": ARCHIVE_URL,
+        "message_id_domain": "sada.notifier",
+    }
+    return Composer(**{**settings, **overrides})
+
+
+def doc_emails() -> dict[Path, str]:
+    """Return the checked-in example e-mails by path, rendered from the two samples."""
+    compose = composer().compose
+    return {
+        DOCS / "email-ar.html": compose(routed(ARABIC_SAMPLE)).html,
+        DOCS / "email-en.html": compose(routed(ENGLISH_SAMPLE)).html,
+    }
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["docs"]:
+        raise SystemExit("usage: python -m tests.notifier_support docs")
+    for path, html in doc_emails().items():
+        path.write_text(html, encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")

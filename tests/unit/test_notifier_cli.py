@@ -1,0 +1,97 @@
+"""`sada notify preview`: what a unit will receive, from any input form, without sending."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from services.router import config
+from shared import events
+from shared.cli import app
+from tests import notifier_support as support
+
+runner = CliRunner()
+
+
+def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["notify", *args], input=stdin)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_preview_of_a_routed_event_prints_headers_and_text_and_writes_the_html(
+    tmp_path: Path,
+) -> None:
+    event = support.routed(support.ARABIC_SAMPLE)
+    source = tmp_path / "routed.json"
+    source.write_bytes(event.model_dump_json().encode())
+    html = tmp_path / "out.html"
+    code, out, err = run("preview", str(source), "--html", str(html))
+    assert code == 0
+    composed = support.composer().compose(event)
+    assert f"Message-ID: {composed.message_id}\n" in out
+    assert "To: مكتب التشريعات <LegislationsOffice@moj.gov.sa>\n" in out
+    assert f"Subject: {composed.subject}\n" in out
+    assert "X-Sada-Rule: legislation-reference\n" in out
+    assert out.endswith(composed.text)
+    assert html.read_text(encoding="utf-8") == composed.html
+    assert f"wrote {html}" in err
+
+
+def test_preview_routes_a_raw_submission_with_the_rule_file_in_force() -> None:
+    code, out, _ = run("preview", "-", stdin=orjson.dumps(support.ENGLISH_SAMPLE))
+    assert code == 0
+    assert "To: إدارة صوت المستفيد <voc@moj.gov.sa>" in out
+    assert "Rule · القاعدة: \u2068explicit-topic\u2069" in out
+    assert config.load().version[:12] in out
+    assert "Noura Al-Qahtani" in out
+
+
+def test_preview_of_an_accepted_event_uses_its_submission(tmp_path: Path) -> None:
+    sub = support.submission(support.ARABIC_SAMPLE)
+    accepted = events.build(
+        events.SubmissionAccepted,
+        submission_id=sub.submission_id,
+        reference=sub.reference,
+        payload=events.AcceptedPayload(submission=sub, door="kafka"),
+        discriminator="x",
+        producer=events.Producer(service="intake", version="test"),
+    )
+    code, out, _ = run("preview", "-", stdin=accepted.model_dump_json().encode())
+    assert code == 0
+    assert f"X-Sada-Reference: {sub.reference}" in out
+    assert "X-Sada-Unit: legislations_office" in out
+
+
+def test_preview_writes_the_whole_message_as_eml(tmp_path: Path) -> None:
+    eml = tmp_path / "out.eml"
+    event = support.routed(support.ENGLISH_SAMPLE)
+    code, _, _ = run("preview", "-", "--eml", str(eml), stdin=event.model_dump_json().encode())
+    assert code == 0
+    data = eml.read_bytes()
+    assert b"Content-Type: multipart/alternative" in data
+    assert b"X-Sada-Reference: " + event.reference.encode() in data
+
+
+def test_an_invalid_submission_is_answered_with_its_reasons_and_exit_1() -> None:
+    raw = {**support.ENGLISH_SAMPLE, "channel": "carrier_pigeon"}
+    code, out, _ = run("preview", "-", stdin=orjson.dumps(raw))
+    assert code == 1
+    assert "unknown_channel" in out
+
+
+def test_a_broken_routed_event_is_exit_1_without_a_traceback() -> None:
+    code, _, err = run("preview", "-", stdin=b'{"event_type": "submission.routed"}')
+    assert code == 1
+    assert "not a valid submission.routed event" in err
+
+
+@pytest.mark.parametrize("args", [("/nonexistent/routed.json",), ("-", "--html", "/nonexistent/x")])
+def test_unusable_files_are_exit_2(args: tuple[str, ...]) -> None:
+    event = support.routed(support.ENGLISH_SAMPLE)
+    code, _, err = run("preview", *args, stdin=event.model_dump_json().encode())
+    assert code == 2
+    assert "cannot" in err

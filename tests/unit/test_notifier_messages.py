@@ -1,0 +1,297 @@
+"""The notifier's e-mail, built by pure functions: headers, parts, RTL, escaping, privacy."""
+
+from __future__ import annotations
+
+import email
+import re
+import unicodedata
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.notifier.messages import (
+    SUBJECT_MAX,
+    message_id,
+    one_line,
+    sanitise_subject,
+)
+from shared.directory import load_units
+from shared.events import RoutingDecision
+from tests import notifier_support as support
+
+REF = "SADA-7K3M-Q9XD"
+
+
+def _with(raw: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**raw, **changes}
+
+
+def _reparsed(message: EmailMessage) -> EmailMessage:
+    parsed = email.message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _no_personal_data_units() -> dict[str, Any]:
+    return {k: u.model_copy(update={"personal_data": False}) for k, u in load_units().items()}
+
+
+# --- subject ------------------------------------------------------------------------------
+
+
+def test_subject_starts_with_the_reference_and_joins_the_parts_with_dashes() -> None:
+    assert sanitise_subject(REF, "رأي", "منصة استطلاع", "نص") == f"{REF} — رأي — منصة استطلاع — نص"
+
+
+def test_subject_turns_crlf_and_controls_into_single_spaces() -> None:
+    subject = sanitise_subject(REF, "Hello\r\nBcc: evil@example.org\x00\x1b[31m\u2028x")
+    assert subject == f"{REF} — Hello Bcc: evil@example.org [31m x"
+
+
+def test_subject_drops_bidi_overrides_and_isolates() -> None:
+    subject = sanitise_subject(REF, "\u202eabc\u202c \u2067def\u2069 \u200fghi")
+    assert subject == f"{REF} — abc def ghi"
+
+
+def test_subject_is_cut_to_200_characters_with_an_ellipsis() -> None:
+    subject = sanitise_subject(REF, "كلمة " * 100)
+    assert len(subject) == SUBJECT_MAX
+    assert subject.startswith(REF)
+    assert subject.endswith("…")
+
+
+def test_empty_parts_are_left_out() -> None:
+    assert sanitise_subject(REF, None, "", " \r\n ", "x") == f"{REF} — x"
+
+
+@given(st.text(max_size=600), st.text(max_size=50))
+def test_any_subject_is_one_short_clean_line_starting_with_the_reference(
+    text: str, kind: str
+) -> None:
+    subject = sanitise_subject(REF, kind, text)
+    assert subject.startswith(REF)
+    assert len(subject) <= SUBJECT_MAX
+    assert not any(unicodedata.category(c) in {"Cc", "Zl", "Zp"} for c in subject)
+    assert not re.search("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]", subject)
+    assert subject == subject.strip()
+    assert "  " not in subject
+
+
+def test_one_line_keeps_arabic_and_emoji() -> None:
+    assert one_line("خدمة التوثيق\nوفرت 👏") == "خدمة التوثيق وفرت 👏"
+
+
+# --- identity and headers -----------------------------------------------------------------
+
+
+def test_message_id_is_deterministic_per_submission_and_unit() -> None:
+    sid = "4f0c5f39-5c1c-5a55-8a55-1f0c5f395c1c"
+    first = message_id(sid, "voice_of_customer", "sada.notifier")
+    assert first == message_id(sid, "voice_of_customer", "sada.notifier")
+    assert first != message_id(sid, "legislations_office", "sada.notifier")
+    assert re.fullmatch(r"<[0-9a-f-]{36}@sada\.notifier>", first)
+
+
+def test_email_goes_to_the_decisions_mailbox_with_the_sada_headers() -> None:
+    event = support.routed(support.ARABIC_SAMPLE)
+    composed = support.composer().compose(event)
+    message = _reparsed(composed.message)
+    assert composed.recipient == "LegislationsOffice@moj.gov.sa"
+    assert message["To"].addresses[0].addr_spec == "LegislationsOffice@moj.gov.sa"
+    assert message["Message-ID"] == composed.message_id
+    assert message["X-Sada-Reference"] == event.reference
+    assert message["X-Sada-Rule"] == "legislation-reference"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert str(message["Subject"]).startswith(event.reference)
+    assert str(message["Subject"]) == composed.subject  # the Arabic survives RFC 2047
+
+
+def test_email_is_multipart_alternative_text_then_html_in_utf8() -> None:
+    message = _reparsed(support.composer().compose(support.routed(support.ARABIC_SAMPLE)).message)
+    assert message.get_content_type() == "multipart/alternative"
+    parts = list(message.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p.get_content_charset() == "utf-8" for p in parts)
+    assert "أرى أن تمديد مدة تقديم البينة" in parts[0].get_content()
+    assert "أرى أن تمديد مدة تقديم البينة" in parts[1].get_content()
+
+
+def test_date_is_when_the_submission_was_routed_so_a_repeat_is_identical() -> None:
+    event = support.routed(support.ARABIC_SAMPLE)
+    first = support.composer().compose(event)
+    again = support.composer().compose(event)
+    assert first.message["Date"] == again.message["Date"]
+    assert first.html == again.html
+    assert first.text == again.text
+
+
+def test_a_routing_decision_for_an_unknown_unit_carries_no_personal_data() -> None:
+    sub = support.submission(support.ARABIC_SAMPLE)
+    decision = RoutingDecision(
+        unit="new_unit",
+        mailbox="new@moj.gov.sa",
+        rule_id="r",
+        rules_version="0" * 64,
+        reason="test",
+    )
+    composed = support.composer().compose(support.routed(sub, decision))
+    assert "a.harbi@example.sa" not in composed.html + composed.text
+    assert "البينة" not in composed.html + composed.text
+    assert composed.recipient == "new@moj.gov.sa"
+
+
+# --- direction and language ---------------------------------------------------------------
+
+
+def test_arabic_submission_renders_right_to_left_with_arabic_first() -> None:
+    html = support.composer().compose(support.routed(support.ARABIC_SAMPLE)).html
+    assert '<html lang="ar" dir="rtl">' in html
+    assert 'align="right"' in html
+    assert 'align="left"' not in html
+    label = re.search(r'<span lang="ar" dir="rtl">المرجع</span>.*?<span lang="en" dir="ltr"', html)
+    assert label is not None
+
+
+def test_english_submission_renders_left_to_right_and_still_bilingual() -> None:
+    html = support.composer().compose(support.routed(support.ENGLISH_SAMPLE)).html
+    assert '<html lang="en" dir="ltr">' in html
+    assert 'align="left"' in html
+    assert '<span lang="en" dir="ltr">Reference</span>' in html
+    assert '<span lang="ar" dir="rtl"' in html
+    assert "المرجع" in html
+
+
+def test_inline_user_values_are_isolated_in_bdi_and_paragraphs_detect_their_direction() -> None:
+    html = support.composer().compose(support.routed(support.ARABIC_SAMPLE)).html
+    assert '<bdi dir="ltr">SADA-' in html
+    assert "<bdi>عبدالله الحربي (Abdullah Alharbi)</bdi>" in html
+    assert (
+        'mailto:a.harbi%40example.sa" style="color:#0b6e4f;">a.harbi@example.sa</a></bdi>' in html
+    )
+    assert re.search(r'<div dir="auto" lang="ar"[^>]*>أرى أن', html)
+    assert '<p dir="auto" lang="ar" style="margin:0;font-weight:bold;">مشروع نظام' in html
+
+
+def test_text_part_isolates_user_values_line_by_line() -> None:
+    text = support.composer().compose(support.routed(support.ENGLISH_SAMPLE)).text
+    assert "\u2068Courts could send calendar invites" in text
+    assert "map link.\u2069\n\u2068For example" in text
+    assert "Reference · المرجع: \u2068SADA-" in text
+
+
+def test_received_time_is_shown_in_riyadh_and_utc() -> None:
+    raw = _with(support.ARABIC_SAMPLE, submitted_at="2026-11-25T21:30:00+00:00")
+    composed = support.composer().compose(support.routed(raw))
+    # received two seconds after submission: 21:30:02 UTC is 00:30:02 next day in Riyadh
+    assert "2026-11-26 00:30:02 (Asia/Riyadh, UTC+03:00)" in composed.html
+    assert "2026-11-25 21:30:02 UTC" in composed.html
+    assert "2026-11-25 21:30:02 UTC" in composed.text
+
+
+# --- escaping -----------------------------------------------------------------------------
+
+
+def test_html_in_user_text_is_escaped_and_never_markup() -> None:
+    raw = _with(
+        support.ENGLISH_SAMPLE,
+        subject='<img src=x onerror="alert(1)">',
+        body="<script>alert('x')</script> & <b>bold</b>",
+        submitter={"name": '"><script>alert(2)</script>'},
+    )
+    composed = support.composer().compose(support.routed(raw))
+    assert "<script" not in composed.html
+    assert "<img" not in composed.html
+    assert "<b>bold" not in composed.html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in (
+        composed.html
+    )
+    assert "&#34;&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in composed.html
+    assert "<script>alert('x')</script>" in composed.text  # plain text is not HTML
+
+
+def test_only_http_attachment_urls_become_links() -> None:
+    attachments = [
+        {"filename": "a.pdf", "content_type": "application/pdf", "size_bytes": 10, "url": u}
+        for u in ("https://x.example/a", "javascript:alert(1)")
+    ]
+    html = (
+        support.composer()
+        .compose(support.routed(_with(support.ENGLISH_SAMPLE, attachments=attachments)))
+        .html
+    )
+    assert 'href="https://x.example/a"' in html
+    assert 'href="javascript' not in html
+    assert "javascript:alert(1)" in html  # shown as inert text
+
+
+def test_answers_and_attachment_metadata_are_listed() -> None:
+    raw = {
+        "channel": "legislation_questionnaire",
+        "channel_ref": "LQ-1",
+        "kind": "consultation_response",
+        "legislation_ref": "MOJ-DRAFT-2026-007",
+        "answers": [
+            {"question_id": "q1", "question": "هل توافق؟", "answer": "أوافق"},
+            {"question_id": "q2", "answer": "لا"},
+        ],
+        "attachments": [
+            {
+                "filename": "x.pdf",
+                "content_type": "application/pdf",
+                "size_bytes": 1_572_864,
+                "url": "https://x.example/x.pdf",
+            }
+        ],
+        "submitted_at": "2026-11-25T10:02:00+03:00",
+    }
+    composed = support.composer().compose(support.routed(raw))
+    for part in (composed.html, composed.text):
+        assert "هل توافق؟" in part
+        assert "أوافق" in part
+        assert "q2" in part
+        assert "x.pdf" in part
+        assert "1.5 MB" in part
+        assert "مجهول الهوية" in part  # no submitter: anonymous
+
+
+# --- personal data ------------------------------------------------------------------------
+
+
+def test_a_unit_without_personal_data_gets_the_reference_and_an_archive_link_only() -> None:
+    event = support.routed(support.ARABIC_SAMPLE)
+    composed = support.composer(units=_no_personal_data_units()).compose(event)
+    everything = composed.html + composed.text + composed.subject
+    for personal in ("عبدالله", "a.harbi@example.sa", "البينة", "مشروع نظام الإثبات", ".pdf"):
+        assert personal not in everything
+    link = f"{support.ARCHIVE_URL}{event.submission_id}"
+    assert f'href="{link}"' in composed.html
+    assert link in composed.text
+    assert composed.subject == f"{event.reference} — رأي — منصة استطلاع"
+    assert "MOJ-DRAFT-2026-003" in composed.html  # metadata stays
+
+
+def test_a_unit_with_personal_data_gets_the_submitters_contact() -> None:
+    composed = support.composer().compose(support.routed(support.ENGLISH_SAMPLE))
+    for contact in ("Noura Al-Qahtani", "noura.q@example.com", "+966500000002"):
+        assert contact in composed.html
+        assert contact in composed.text
+
+
+def test_subject_falls_back_to_the_start_of_the_body() -> None:
+    raw = _with(support.ENGLISH_SAMPLE, subject=None, body="First line\nsecond line " * 20)
+    subject = support.composer().compose(support.routed(raw)).subject
+    assert subject.startswith(f"{support.routed(raw).reference} — Idea — E-mail — First line")
+    assert subject.endswith("…")
+
+
+# --- the checked-in examples --------------------------------------------------------------
+
+
+def test_the_example_emails_in_docs_are_current() -> None:
+    for path, html in support.doc_emails().items():
+        assert path.read_text(encoding="utf-8") == html, (
+            f"{path.name} is stale: run `.venv/bin/python -m tests.notifier_support docs`"
+        )
