@@ -26,7 +26,7 @@ SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "archive": 8004}
 
 # Metrics the artifacts use before the code defines them (the lead adds them). Remove a name
 # once it exists: the check then holds it to the same rule as every other.
-PENDING_METRICS = {"sada_notifier_accepted_to_emailed_seconds"}
+PENDING_METRICS: set[str] = set()
 
 METRIC_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_info", "_created")
 

@@ -129,6 +129,8 @@ class Notifier:
                 metrics.SMTP_RETRIES.labels(retry_kind(exc)).inc()
             raise
         else:
+            received_at = event.payload.submission.received_at
+            metrics.ACCEPTED_TO_EMAILED.observe((datetime.now(UTC) - received_at).total_seconds())
             log.info(
                 "notification sent",
                 reference=event.reference,

@@ -28,3 +28,8 @@ SMTP_CONNECTIONS = Counter(
     "sada_notifier_smtp_connections_total",
     "SMTP connections opened (one is reused; more means the server dropped us).",
 )
+ACCEPTED_TO_EMAILED = Histogram(
+    "sada_notifier_accepted_to_emailed_seconds",
+    "From intake accepting a submission to the mail server taking its notification.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
