@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import structlog
 from faststream.kafka import KafkaBroker
@@ -12,12 +11,6 @@ from faststream.kafka.annotations import KafkaMessage
 from services.notifier.delivery import Notifier
 from services.notifier.settings import NotifierSettings
 from shared.kafka import BatchRunner, Record, batch_subscriber, produce_all
-
-
-async def _records_as_tuple(msg: Any, original: Any) -> Any:
-    # FastStream's test broker hands a batch over as a list, the real consumer as a tuple, and
-    # shared.kafka.records_of only knows tuples: normalise so both paths behave the same.
-    return await original(tuple(msg) if isinstance(msg, list) else msg)
 
 
 def register(
@@ -34,7 +27,6 @@ def register(
         group_id=settings.group_id,
         settings=settings.kafka,
         description="E-mails each routed submission to its unit; publishes the outcome.",
-        parser=_records_as_tuple,
     )
     async def on_routed(_bodies: list[bytes], msg: KafkaMessage) -> None:
         with structlog.contextvars.bound_contextvars(batch_size=len(_bodies)):
