@@ -15,7 +15,11 @@ from shared import version
 
 SERVICES = ("intake", "router", "notifier", "archive")
 # command group name -> module holding its `app: typer.Typer`
-COMMAND_GROUPS: dict[str, str] = {}
+COMMAND_GROUPS: dict[str, str] = {
+    "intake": "services.intake.cli",
+    "route": "services.router.cli",
+    "notify": "services.notifier.cli",
+}
 
 app = typer.Typer(
     name="sada",

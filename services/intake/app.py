@@ -1,0 +1,67 @@
+"""Wires intake: the Kafka door, the HTTP door, `/health`, `/metrics` and `/docs` in one app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from limits import parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from services.intake import api, apikeys, handlers
+from services.intake.metrics import HttpMetrics
+from services.intake.outcomes import Destinations
+from services.intake.settings import IntakeSettings
+from shared import logging, version
+from shared.directory import load_channels
+from shared.events import Producer
+from shared.http import create_app, serve
+from shared.kafka import BatchRunner, make_broker
+
+SERVICE = "intake"
+
+
+def build(settings: IntakeSettings, *, broker: KafkaBroker | None = None) -> FastAPI:
+    """Return intake's app; raise on invalid configuration (channels, API keys, rate limit)."""
+    channels = frozenset(load_channels(settings.channels_file))
+    keys = apikeys.load(settings, channels)
+    rate = parse(settings.rate_limit)
+    broker = broker or make_broker(settings.kafka, service=SERVICE)
+    release = version.current()
+    producer = Producer(service=SERVICE, version=release)
+    runner = BatchRunner(
+        broker, service=SERVICE, version=release, hold_seconds=settings.kafka.hold_seconds
+    )
+    handlers.register(
+        broker, settings=settings, runner=runner, channels=channels, producer=producer
+    )
+
+    app = create_app(
+        service=SERVICE,
+        version=release,
+        broker=broker,
+        description=(__doc__ or "") + "\n\nSee `POST /v1/submissions`.",
+    )
+    app.include_router(
+        api.router(
+            broker=broker,
+            keys=keys,
+            limiter=MovingWindowRateLimiter(MemoryStorage()),
+            rate=rate,
+            channels=channels,
+            producer=producer,
+            to=Destinations(accepted=settings.accepted_topic, rejected=settings.rejected_topic),
+            publish_timeout=settings.publish_timeout,
+        )
+    )
+    api.document_request_body(app)
+    app.add_middleware(HttpMetrics)
+    app.state.broker = broker
+    return app
+
+
+def main() -> None:
+    """Run intake until stopped (`sada serve intake`)."""
+    settings = IntakeSettings()
+    logging.configure(SERVICE, level=settings.log_level, json=settings.log_json)
+    serve(build(settings), host=settings.http_host, port=settings.http_port)
