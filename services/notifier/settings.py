@@ -46,6 +46,14 @@ class SmtpSettings(BaseModel):
         return self
 
 
+class NotifierMongoSettings(MongoSettings):
+    """The notifier's own database: the ledger lives apart from every other service's data."""
+
+    # A subclass, not `MongoSettings(database=...)`: setting SADA_MONGO__URI alone must not
+    # reset the database name to the base class's default.
+    database: str = "sada_notifier"
+
+
 class NotifierSettings(ServiceSettings):
     """Everything the notifier needs; defaults work with `make run` on one machine."""
 
@@ -55,7 +63,7 @@ class NotifierSettings(ServiceSettings):
     notifications_topic: str = Field(
         default=topics.NOTIFICATIONS, description="Where notification events go."
     )
-    mongo: MongoSettings = MongoSettings(database="sada_notifier")
+    mongo: NotifierMongoSettings = NotifierMongoSettings()
     smtp: SmtpSettings = SmtpSettings()
     units_path: Path = Field(
         default=CONFIG_DIR / "units.yaml", description="Units file (names, personal_data)."

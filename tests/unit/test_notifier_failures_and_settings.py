@@ -155,3 +155,10 @@ def test_the_smtp_client_is_built_with_the_configured_tls_mode(
     assert client._start_tls_on_connect is starttls
     assert client._login_username == "sada"
     assert client._login_password == "s3cret-value"
+
+
+def test_mongo_uri_from_the_environment_keeps_the_notifier_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SADA_MONGO__URI", "mongodb://db.example.org:27017/")
+    assert NotifierSettings().mongo.database == "sada_notifier"
