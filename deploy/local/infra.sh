@@ -312,9 +312,12 @@ ensure_ferretdb() {
 
 start_ferretdb() {
   mkdir -p "$RUN/data/ferretdb" "$RUN/data/ferretdb-state"
+  # WAL (FerretDB's default) with synchronous=NORMAL: a commit survives a crash of any process,
+  # and only an OS crash or power loss can take the last ones back. That is the right trade for
+  # a local stand-in; production runs MongoDB with its own journal.
   spawn ferretdb "$FERRETDB_BIN" \
     --handler=sqlite \
-    "--sqlite-url=file:$RUN/data/ferretdb/" \
+    "--sqlite-url=file:$RUN/data/ferretdb/?_pragma=synchronous(normal)" \
     "--listen-addr=$HOST:$MONGO_PORT" \
     "--state-dir=$RUN/data/ferretdb-state" \
     "--debug-addr=$FERRETDB_DEBUG_ADDR" \

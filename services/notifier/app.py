@@ -53,6 +53,7 @@ def build(
         producer=events.Producer(service=SERVICE, version=release),
         notifications_topic=settings.notifications_topic,
         hold_seconds=settings.kafka.hold_seconds,
+        ledger_flush_every=settings.ledger_flush_every,
     )
     runner = BatchRunner(
         broker, service=SERVICE, version=release, hold_seconds=settings.kafka.hold_seconds

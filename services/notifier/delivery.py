@@ -71,8 +71,10 @@ class Notifier:
         producer: events.Producer,
         notifications_topic: str,
         hold_seconds: float,
+        ledger_flush_every: int = 50,
     ) -> None:
         self._composer = composer
+        self._flush_every = ledger_flush_every
         self._mailer = mailer
         self._ledger = ledger
         self._producer = producer
@@ -88,6 +90,7 @@ class Notifier:
         known = await self._ledger.find(list(dict.fromkeys(keys)))
         outgoing: list[Outgoing] = []
         writes: list[asyncio.Task[None]] = []
+        unrecorded: list[LedgerEntry] = []
         try:
             for event, key in zip(routed, keys, strict=True):
                 entry = known.get(key)
@@ -95,13 +98,19 @@ class Notifier:
                 if entry is None:
                     entry = await self._send(event, key)
                     known[key] = entry  # the same event twice in one batch is a repeat too
-                    # The write overlaps the next SMTP exchange; all are awaited below.
-                    writes.append(asyncio.create_task(self._record(entry)))
+                    unrecorded.append(entry)
+                    if len(unrecorded) >= self._flush_every:
+                        # One bulk write per N e-mails, overlapping the next SMTP exchanges;
+                        # all are awaited below, before anything is produced or committed.
+                        writes.append(asyncio.create_task(self._record(unrecorded)))
+                        unrecorded = []
                 else:
                     metrics.LEDGER_HITS.labels(entry.unit).inc()
                 metrics.EMAILS.labels(entry.unit, "repeat" if repeat else entry.status).inc()
                 outgoing.append(self._outcome(event, entry, repeat=repeat))
         finally:
+            if unrecorded:
+                writes.append(asyncio.create_task(self._record(unrecorded)))
             if writes:
                 # Shielded: a shutdown mid-batch must not lose the record of e-mails already sent.
                 await asyncio.shield(asyncio.gather(*writes))
@@ -156,11 +165,11 @@ class Notifier:
             self._failures.clear()  # keys of partitions we lost in a rebalance; only a count
         self._failures[key] = self._failures.get(key, 0) + 1
 
-    async def _record(self, entry: LedgerEntry) -> None:
-        # The e-mail is out; keep trying to record it rather than send it again on a retry.
-        async for attempt in backoff(self._hold_seconds):
+    async def _record(self, entries: Sequence[LedgerEntry]) -> None:
+        # The e-mails are out; keep trying to record them rather than send them again on a retry.
+        async for attempt in backoff(self._hold_seconds * 10):
             with attempt:
-                await self._ledger.record(entry)
+                await self._ledger.record_many(entries)
 
     def _outcome(self, event: SubmissionRouted, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
         cls: type[NotificationSent | NotificationFailed] = (

@@ -9,7 +9,6 @@ MongoDB 7 alike).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -17,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from shared.mongo import Document
 
@@ -49,8 +48,8 @@ class Ledger(Protocol):
         """Return the entries that exist among `keys`, by key (one round trip)."""
         ...
 
-    async def record(self, entry: LedgerEntry) -> None:
-        """Store `entry`; an entry already stored under its key is kept as it is."""
+    async def record_many(self, entries: Sequence[LedgerEntry]) -> None:
+        """Store `entries`; an entry already stored under its key is kept as it is."""
         ...
 
 
@@ -66,6 +65,9 @@ def from_document(document: Document) -> LedgerEntry:
     return LedgerEntry(key=str(document["_id"]), **fields)
 
 
+DUPLICATE_KEY = 11000
+
+
 class MongoLedger:
     """The ledger in the notifier's own MongoDB database."""
 
@@ -79,7 +81,13 @@ class MongoLedger:
         cursor = self._collection.find({"_id": {"$in": list(keys)}})
         return {str(doc["_id"]): from_document(doc) async for doc in cursor}
 
-    async def record(self, entry: LedgerEntry) -> None:
-        """Insert `entry`; a duplicate key means another delivery recorded it first."""
-        with contextlib.suppress(DuplicateKeyError):
-            await self._collection.insert_one(to_document(entry))
+    async def record_many(self, entries: Sequence[LedgerEntry]) -> None:
+        """Insert `entries` in one round trip; a duplicate key means another delivery was first."""
+        if not entries:
+            return
+        try:
+            await self._collection.insert_many([to_document(e) for e in entries], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise

@@ -64,6 +64,13 @@ class NotifierSettings(ServiceSettings):
         default=topics.NOTIFICATIONS, description="Where notification events go."
     )
     mongo: NotifierMongoSettings = NotifierMongoSettings()
+    ledger_flush_every: int = Field(
+        default=50,
+        ge=1,
+        le=500,
+        description="E-mails recorded in the ledger per bulk write: also the most a crash "
+        "between sending and recording can repeat (with the same Message-ID).",
+    )
     smtp: SmtpSettings = SmtpSettings()
     units_path: Path = Field(
         default=CONFIG_DIR / "units.yaml", description="Units file (names, personal_data)."

@@ -59,8 +59,9 @@ class FakeLedger:
         self.finds += 1
         return {key: self.entries[key] for key in keys if key in self.entries}
 
-    async def record(self, entry: LedgerEntry) -> None:
-        self.entries.setdefault(entry.key, entry)
+    async def record_many(self, entries: Sequence[LedgerEntry]) -> None:
+        for entry in entries:
+            self.entries.setdefault(entry.key, entry)
 
 
 @dataclass

@@ -26,10 +26,10 @@ from faststream.kafka import KafkaBroker
 
 from deploy.local.smtp_sink import ControlFile, MaildirHandler
 from services.notifier.app import build
-from services.notifier.settings import NotifierSettings, SmtpSettings
+from services.notifier.settings import NotifierMongoSettings, NotifierSettings, SmtpSettings
 from shared.events import ANY_EVENT, AnyEvent, SubmissionRouted
 from shared.mongo import make_client
-from shared.settings import KafkaSettings, MongoSettings
+from shared.settings import KafkaSettings
 from tests import infra
 
 
@@ -42,7 +42,7 @@ def settings_for(smtp_port: int, *, hold_seconds: float = 3.0) -> NotifierSettin
         routed_topic=infra.unique("it-notifier-routed"),
         notifications_topic=infra.unique("it-notifier-notifications"),
         group_id=infra.unique("it-notifier"),
-        mongo=MongoSettings(uri=infra.MONGO_URI, database=infra.unique("it_notifier")),
+        mongo=NotifierMongoSettings(uri=infra.MONGO_URI, database=infra.unique("it_notifier")),
         smtp=SmtpSettings(host=infra.SMTP_HOST, port=smtp_port, timeout=5.0),
     )
 
