@@ -19,6 +19,7 @@ COMMAND_GROUPS: dict[str, str] = {
     "intake": "services.intake.cli",
     "route": "services.router.cli",
     "notify": "services.notifier.cli",
+    "audit": "services.archive.cli",
 }
 
 app = typer.Typer(

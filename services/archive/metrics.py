@@ -1,0 +1,35 @@
+"""Prometheus metrics of the archive (default registry; labels are bounded sets)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter(
+    "sada_archive_events_total",
+    "Records seen by the archive, by topic and outcome (archived, duplicate, invalid).",
+    ["topic", "outcome"],
+)
+DUPLICATES = Counter(
+    "sada_archive_duplicates_total",
+    "Redelivered events that were already archived (a no-op).",
+    ["topic"],
+)
+WRITE_SECONDS = Histogram(
+    "sada_archive_write_seconds",
+    "Time spent writing one batch, by collection.",
+    ["collection"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+CHAIN_BREAKS = Counter(
+    "sada_archive_chain_breaks_total",
+    "Broken chain links found by any verification (API, CLI, background sweep), by kind.",
+    ["kind"],
+)
+CHAIN_BREAKS_LAST_SWEEP = Gauge(
+    "sada_archive_chain_breaks_last_sweep",
+    "Broken chain links found by the last full background verification.",
+)
+CHAIN_CONFLICTS = Counter(
+    "sada_archive_chain_conflicts_total",
+    "Appends that lost a race for a chain position (stale head) and were re-chained.",
+)

@@ -1,0 +1,180 @@
+"""The read side of the audit API: listings with cursors, a submission's timeline, the export.
+
+A listing shows each submission once, by its *current* snapshot (the highest rank and revision):
+snapshots matching the filters are read in keyset order and any that another supersedes is
+skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from services.archive.projection import current, snapshot_order
+from services.archive.records import STATUS_OF
+from services.archive.status import RANK, RecordType
+from services.archive.store import ArchiveStore, Position, SnapshotQuery
+
+Document = dict[str, Any]
+
+MAX_LIMIT = 200
+MAX_CHUNKS = 10
+"""Reads per listing page before a short page is returned with a cursor to go on."""
+
+
+class BadCursorError(ValueError):
+    """The cursor is not one this API issued."""
+
+
+def encode_cursor(position: Position) -> str:
+    """Return an opaque cursor for `position`."""
+    raw = orjson.dumps([position.at.isoformat(), position.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Position:
+    """Return the position of a cursor made by `encode_cursor`; raise `BadCursorError`."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, ident = orjson.loads(raw)
+        moment = datetime.fromisoformat(at)
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise BadCursorError("cursor is not valid") from exc
+    if not isinstance(ident, str) or moment.tzinfo is None or len(ident) > 200:
+        raise BadCursorError("cursor is not valid")
+    return Position(moment, ident)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing: current snapshots and where to go on, if anywhere."""
+
+    items: list[Document]
+    next: Position | None
+
+
+async def list_submissions(
+    store: ArchiveStore, query: SnapshotQuery, after: Position | None, limit: int
+) -> Page:
+    """Return a page of submissions matching `query`, each by its current state."""
+    chunk_size = min(limit * 2, 2 * MAX_LIMIT)
+    items: list[Document] = []
+    exhausted = False
+    for _ in range(MAX_CHUNKS):
+        chunk = await store.list_snapshots(query, after, chunk_size)
+        if not chunk:
+            exhausted = True
+            break
+        family = _by_chain(await store.snapshots(sorted({d["submission_id"] for d in chunk})))
+        for doc in chunk:
+            after = Position(doc["created_at"], doc["_id"])
+            mine = family.get(doc["submission_id"], [doc])
+            if snapshot_order(doc) == max(snapshot_order(s) for s in mine):
+                items.append(current(mine) or doc)
+                if len(items) == limit:
+                    break
+        if len(items) == limit:
+            break
+        if len(chunk) < chunk_size:
+            exhausted = True
+            break
+    return Page(items, None if exhausted else after)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A chain's current state (None when no snapshot exists yet) and its full timeline."""
+
+    chain_id: str
+    state: Document
+    timeline: list[Document]
+
+
+async def find_submission(store: ArchiveStore, key: str) -> Found | None:
+    """Return a submission (by id or reference) with every event, its raw receipt included."""
+    chain = await store.chain_for_reference(key) if key.startswith("SADA-") else key
+    if chain is None:
+        return None
+    snapshots = await store.snapshots([chain])
+    events = await store.chain_events([chain])
+    if not snapshots and not events:
+        return None
+    receipts = sorted({str(d["receipt_id"]) for d in events if d.get("receipt_id")} - {chain})
+    if receipts:
+        events += await store.chain_events(receipts)
+    events.sort(key=lambda d: (d.get("occurred_at"), d.get("submission_id") != chain, d["seq"]))
+    state = current(snapshots) or _state_from_events(chain, events)
+    return Found(chain, state, events)
+
+
+def _state_from_events(chain: str, events: list[Document]) -> Document:
+    """Return a minimal state for a chain whose snapshot is not written yet."""
+    own = [d for d in events if d.get("submission_id") == chain]
+    status = max(
+        (STATUS_OF[d["event_type"]] for d in own if d.get("event_type") in STATUS_OF),
+        key=lambda s: RANK[s],
+    )
+    return {
+        "submission_id": chain,
+        "record": RecordType.SUBMISSION.value,
+        "status": status.value,
+        "rank": RANK[status],
+        "reference": next((d.get("reference") for d in own if d.get("reference")), None),
+        "created_at": min(d["archived_at"] for d in own),
+        "archived_at": max(d["archived_at"] for d in own),
+    }
+
+
+async def export_lines(
+    store: ArchiveStore, since: datetime, until: datetime, page_size: int
+) -> AsyncIterator[bytes]:
+    """Yield every event archived in [since, until) as JSON lines, oldest first.
+
+    `event` is the exact canonical text that was hashed, so an auditor can recompute
+    SHA-256(prev_hash + event) without trusting this service.
+    """
+    after: Position | None = None
+    while True:
+        page = await store.events_between(since, until, after, page_size)
+        for doc in page:
+            yield orjson.dumps(export_record(doc)) + b"\n"
+        if len(page) < page_size:
+            return
+        after = Position(page[-1]["archived_at"], page[-1]["_id"])
+
+
+def export_record(doc: Mapping[str, Any]) -> Document:
+    """Return the exported form of an event document."""
+    return {
+        "event_id": doc["_id"],
+        "submission_id": doc.get("submission_id"),
+        "seq": doc.get("seq"),
+        "prev_hash": doc.get("prev_hash"),
+        "hash": doc.get("hash"),
+        "event_type": doc.get("event_type"),
+        "reference": doc.get("reference"),
+        "topic": doc.get("topic"),
+        "partition": doc.get("partition"),
+        "offset": doc.get("offset"),
+        "occurred_at": _iso(doc.get("occurred_at")),
+        "archived_at": _iso(doc.get("archived_at")),
+        "event": doc.get("event"),
+    }
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+def _by_chain(snapshots: Iterable[Document]) -> dict[str, list[Document]]:
+    family: dict[str, list[Document]] = defaultdict(list)
+    for snap in snapshots:
+        family[snap["submission_id"]].append(snap)
+    return family

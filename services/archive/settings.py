@@ -1,0 +1,90 @@
+"""Settings of the archive service (env prefix `SADA_`, nested groups with `__`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from services.archive.store import QueryIndexes
+from shared import topics
+from shared.settings import MongoSettings, ServiceSettings, refuse_default_secret
+
+LOCAL_API_TOKEN = "local-dev-token"  # noqa: S105 - the documented local default, refused elsewhere
+"""The API token used when none is configured; start-up refuses it outside local mode."""
+
+
+class ArchiveTopics(BaseModel):
+    """The topics the archive reads; overridable so tests use their own."""
+
+    submissions: str = Field(default=topics.SUBMISSIONS, description="Raw receipts (strings).")
+    accepted: str = topics.ACCEPTED
+    rejected: str = topics.REJECTED
+    routed: str = topics.ROUTED
+    notifications: str = topics.NOTIFICATIONS
+    deadletter: str = topics.DEADLETTER
+
+    def all(self) -> tuple[str, ...]:
+        """Return every topic, raw receipts first."""
+        return (
+            self.submissions,
+            self.accepted,
+            self.rejected,
+            self.routed,
+            self.notifications,
+            self.deadletter,
+        )
+
+
+class ArchiveMongoSettings(MongoSettings):
+    """MongoDB settings whose database defaults to the archive's own, whichever env is set.
+
+    (A nested group built from `SADA_MONGO__URI` alone would otherwise take `MongoSettings`'
+    default database, not this service's.)
+    """
+
+    database: str = "sada_archive"
+
+
+class ArchiveSettings(ServiceSettings):
+    """Archive settings: Kafka group and topics, MongoDB, API tokens, cache and sweeps."""
+
+    http_port: int = 8004
+    group_id: str = "sada-archive"
+    topics: ArchiveTopics = ArchiveTopics()
+    mongo: ArchiveMongoSettings = ArchiveMongoSettings()
+    api_tokens: tuple[SecretStr, ...] = Field(
+        default=(SecretStr(LOCAL_API_TOKEN),),
+        description='Bearer tokens of the read API, JSON list: SADA_API_TOKENS=\'["t1","t2"]\'.',
+    )
+    head_cache_size: int = Field(
+        default=100_000,
+        ge=0,
+        description="Chain heads kept in memory, so appending needs no database read.",
+    )
+    query_indexes: QueryIndexes = Field(
+        default="auto",
+        description="Create the API's query indexes: `auto` = on MongoDB, not on FerretDB 1.x "
+        "(which never uses them and pays for them on every insert); `always`; `never`.",
+    )
+    export_page_size: int = Field(default=1000, ge=1, le=10_000, description="Export read size.")
+    verify_interval_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Full chain verification in the background every N seconds (0 = never).",
+    )
+
+    @field_validator("mongo", mode="before")
+    @classmethod
+    def _plain_mongo_settings(cls, value: object) -> object:
+        # Accept a shared `MongoSettings`; what it leaves unset takes the archive's defaults.
+        if isinstance(value, MongoSettings) and not isinstance(value, ArchiveMongoSettings):
+            return value.model_dump(exclude_unset=True)
+        return value
+
+    @model_validator(mode="after")
+    def _real_tokens_outside_local(self) -> ArchiveSettings:
+        if not self.api_tokens:
+            msg = "SADA_API_TOKENS must hold at least one token"
+            raise ValueError(msg)
+        for token in self.api_tokens:
+            refuse_default_secret(self, "SADA_API_TOKENS", token)
+        return self

@@ -1,0 +1,310 @@
+"""The archive's MongoDB adapter: a small Protocol and its PyMongo (async) implementation.
+
+What FerretDB 1.24 (SQLite backend) does, measured here, shapes every method:
+- `insert` is the only constant-time write; unique indexes are enforced by SQLite indexes, so a
+  duplicate key is refused cheaply. `insert_many(ordered=False)` inserts every other document.
+- Every query, update and delete scans the whole collection (its `_id` pushdown compares a JSON
+  path the `_id` index does not cover; `$in` is not pushed down at all). So the write path never
+  reads except to resolve a duplicate key, and never updates.
+- Its duplicate-key errors carry code 11000 but neither `keyPattern` nor the index name, so an
+  `_id` duplicate (a redelivery) cannot be told from a `(submission_id, seq)` one (a lost race)
+  by the error: `find_events` tells them apart.
+MongoDB 7+ runs the same calls with its indexes; no transactions, no `$lookup`, no TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from services.archive.status import RecordType, Status
+from shared.retry import TransientError
+
+Document = dict[str, Any]
+
+DUPLICATE_KEY = 11000
+
+CHAIN_INDEX = IndexModel(
+    [("submission_id", ASCENDING), ("seq", ASCENDING)], name="chain", unique=True
+)
+"""The one index the archive's correctness rests on: two appends can never share a position."""
+
+EVENT_INDEXES = (IndexModel([("archived_at", ASCENDING), ("_id", ASCENDING)], name="export"),)
+SNAPSHOT_INDEXES = (
+    IndexModel([("submission_id", ASCENDING), ("rank", ASCENDING)], name="chain"),
+    IndexModel([("reference", ASCENDING)], name="reference"),
+    IndexModel([("record", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)], name="list"),
+    *(
+        IndexModel(
+            [("record", ASCENDING), (name, ASCENDING), ("created_at", ASCENDING), ("_id", 1)],
+            name=f"list_{name}",
+        )
+        for name in ("status", "unit", "channel", "kind")
+    ),
+)
+"""Query indexes: one per query the API serves (a chain, a reference, an export range, and each
+list filter with the cursor's sort key `created_at`, `_id` behind it)."""
+
+QueryIndexes = Literal["auto", "always", "never"]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A keyset position: the sort time and the `_id` of the last document read."""
+
+    at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotQuery:
+    """A listing's filters; every value is already validated (no operator can get in)."""
+
+    record: RecordType = RecordType.SUBMISSION
+    status: Status | None = None
+    unit: str | None = None
+    channel: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    descending: bool = True
+
+
+class ArchiveStore(Protocol):
+    """What the archive needs from its database."""
+
+    async def ensure_indexes(self) -> None:
+        """Create every index the archive relies on (idempotent)."""
+
+    async def ping(self) -> bool:
+        """Return True when the database answers."""
+
+    async def insert_events(self, docs: Sequence[Document]) -> set[int]:
+        """Insert `docs` unordered; return the indexes refused for a duplicate key."""
+
+    async def find_events(self, event_ids: Sequence[str]) -> dict[str, Document]:
+        """Return the stored events (`_id`, `submission_id`, `seq`, `hash`) among `event_ids`."""
+
+    async def chain_events(
+        self, chain_ids: Sequence[str], *, brief: bool = False
+    ) -> list[Document]:
+        """Return the events of `chain_ids` by chain and position; `brief` keeps only the head."""
+
+    async def insert_snapshots(self, docs: Sequence[Document]) -> None:
+        """Insert status snapshots; one that already exists is left as it is."""
+
+    async def snapshots(self, chain_ids: Sequence[str]) -> list[Document]:
+        """Return every snapshot of `chain_ids`."""
+
+    async def chain_for_reference(self, reference: str) -> str | None:
+        """Return the chain (submission) id with this human reference, if any."""
+
+    async def list_snapshots(
+        self, query: SnapshotQuery, after: Position | None, limit: int
+    ) -> list[Document]:
+        """Return up to `limit` snapshots matching `query` after `after`, in listing order."""
+
+    async def events_between(
+        self, since: datetime, until: datetime, after: Position | None, limit: int
+    ) -> list[Document]:
+        """Return up to `limit` events archived in [since, until) after `after`, oldest first."""
+
+    def all_events(self) -> AsyncIterator[Document]:
+        """Yield every event ordered by chain and position."""
+
+    def all_snapshots(self) -> AsyncIterator[Document]:
+        """Yield every snapshot."""
+
+
+def snapshot_filter(query: SnapshotQuery, after: Position | None) -> Document:
+    """Return the MongoDB filter of a listing; values are enums, identifiers and datetimes."""
+    found: Document = {"record": query.record.value}
+    if query.status is not None:
+        found["status"] = query.status.value
+    for name in ("unit", "channel", "kind"):
+        value = getattr(query, name)
+        if value is not None:
+            found[name] = str(value)
+    created: Document = {}
+    if query.since is not None:
+        created["$gte"] = query.since
+    if query.until is not None:
+        created["$lt"] = query.until
+    if created:
+        found["created_at"] = created
+    if after is not None:
+        found["$or"] = _keyset("created_at", after, descending=query.descending)
+    return found
+
+
+def events_filter(since: datetime, until: datetime, after: Position | None) -> Document:
+    """Return the MongoDB filter of an export page."""
+    found: Document = {"archived_at": {"$gte": since, "$lt": until}}
+    if after is not None:
+        found["$or"] = _keyset("archived_at", after, descending=False)
+    return found
+
+
+def _keyset(field: str, after: Position, *, descending: bool) -> list[Document]:
+    op = "$lt" if descending else "$gt"
+    return [{field: {op: after.at}}, {field: after.at, "_id": {op: after.id}}]
+
+
+class MongoArchiveStore:
+    """`ArchiveStore` on MongoDB or FerretDB."""
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        database: str,
+        *,
+        query_indexes: QueryIndexes = "auto",
+    ) -> None:
+        self.client = client
+        self._query_indexes = query_indexes
+        db = client[database]
+        self.events: AsyncCollection[Document] = db["events"]
+        self.submissions: AsyncCollection[Document] = db["submissions"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the chain index and, where they serve queries, the query indexes (idempotent).
+
+        `auto` skips the query indexes on FerretDB 1.x: its SQLite backend answers every query
+        by a scan and never uses a secondary index, so there they would only slow each insert
+        down (measured: 7 indexes cut insert throughput by two thirds). MongoDB gets them all.
+        One `createIndexes` call per missing index: FerretDB 1.24 drops the connection (a
+        server panic) when one call names several indexes that all exist already.
+        """
+        wanted: list[tuple[AsyncCollection[Document], tuple[IndexModel, ...]]] = [
+            (self.events, (CHAIN_INDEX,))
+        ]
+        if await self.wants_query_indexes():
+            wanted += [(self.events, EVENT_INDEXES), (self.submissions, SNAPSHOT_INDEXES)]
+        for collection, models in wanted:
+            existing = await collection.index_information()
+            for model in models:
+                if model.document["name"] not in existing:
+                    await collection.create_indexes([model])
+
+    async def wants_query_indexes(self) -> bool:
+        """Return whether query indexes are created here (see `ensure_indexes`)."""
+        if self._query_indexes != "auto":
+            return self._query_indexes == "always"
+        info = await self.client.admin.command("buildInfo")
+        return "ferretdbVersion" not in info
+
+    async def ping(self) -> bool:
+        """Return True when the database answers."""
+        try:
+            await self.client.admin.command("ping")
+        except Exception:
+            return False
+        return True
+
+    async def insert_events(self, docs: Sequence[Document]) -> set[int]:
+        """Insert `docs` unordered; return the indexes refused for a duplicate key."""
+        return await _insert_unordered(self.events, docs)
+
+    async def find_events(self, event_ids: Sequence[str]) -> dict[str, Document]:
+        """Return the stored events (`_id`, `submission_id`, `seq`, `hash`) among `event_ids`."""
+        if not event_ids:
+            return {}
+        cursor = self.events.find(
+            {"_id": {"$in": list(event_ids)}}, {"submission_id": 1, "seq": 1, "hash": 1}
+        )
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def chain_events(
+        self, chain_ids: Sequence[str], *, brief: bool = False
+    ) -> list[Document]:
+        """Return the events of `chain_ids` by chain and position; `brief` keeps only the head."""
+        if not chain_ids:
+            return []
+        fields = {"submission_id": 1, "seq": 1, "hash": 1, "archived_at": 1} if brief else None
+        cursor = self.events.find({"submission_id": {"$in": list(chain_ids)}}, fields).sort(
+            [("submission_id", ASCENDING), ("seq", ASCENDING)]
+        )
+        return [doc async for doc in cursor]
+
+    async def insert_snapshots(self, docs: Sequence[Document]) -> None:
+        """Insert status snapshots; one that already exists is left as it is."""
+        await _insert_unordered(self.submissions, docs)
+
+    async def snapshots(self, chain_ids: Sequence[str]) -> list[Document]:
+        """Return every snapshot of `chain_ids`."""
+        if not chain_ids:
+            return []
+        cursor = self.submissions.find({"submission_id": {"$in": list(chain_ids)}})
+        return [doc async for doc in cursor]
+
+    async def chain_for_reference(self, reference: str) -> str | None:
+        """Return the chain (submission) id with this human reference, if any."""
+        cursor = self.submissions.find({"reference": reference}, {"submission_id": 1, "record": 1})
+        found = [doc async for doc in cursor]
+        found.sort(key=lambda doc: doc.get("record") != RecordType.SUBMISSION.value)
+        return str(found[0]["submission_id"]) if found else None
+
+    async def list_snapshots(
+        self, query: SnapshotQuery, after: Position | None, limit: int
+    ) -> list[Document]:
+        """Return up to `limit` snapshots matching `query` after `after`, in listing order."""
+        direction = DESCENDING if query.descending else ASCENDING
+        cursor = (
+            self.submissions.find(snapshot_filter(query, after))
+            .sort([("created_at", direction), ("_id", direction)])
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]
+
+    async def events_between(
+        self, since: datetime, until: datetime, after: Position | None, limit: int
+    ) -> list[Document]:
+        """Return up to `limit` events archived in [since, until) after `after`, oldest first."""
+        cursor = (
+            self.events.find(events_filter(since, until, after))
+            .sort([("archived_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]
+
+    async def all_events(self) -> AsyncIterator[Document]:
+        """Yield every event ordered by chain and position."""
+        cursor = self.events.find({}, batch_size=1000).sort(
+            [("submission_id", ASCENDING), ("seq", ASCENDING)]
+        )
+        async for doc in cursor:
+            yield doc
+
+    async def all_snapshots(self) -> AsyncIterator[Document]:
+        """Yield every snapshot."""
+        async for doc in self.submissions.find({}, batch_size=1000):
+            yield doc
+
+
+async def _insert_unordered(
+    collection: AsyncCollection[Document], docs: Sequence[Document]
+) -> set[int]:
+    """Insert every document that can be; return the indexes refused for a duplicate key.
+
+    Any other write error is a property of the data (raised: the batch runner isolates it);
+    a write-concern error is the database's (transient).
+    """
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        details = exc.details
+        if details.get("writeConcernErrors"):
+            raise TransientError("write concern not satisfied") from exc
+        errors = details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {int(error["index"]) for error in errors}
+    return set()

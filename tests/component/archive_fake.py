@@ -1,0 +1,137 @@
+"""An in-memory `ArchiveStore` with the same unique constraints as the real indexes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import AutoReconnect
+
+from services.archive.store import Position, SnapshotQuery
+
+Document = dict[str, Any]
+
+
+class InMemoryArchiveStore:
+    """Events unique by `_id` and by (submission_id, seq); snapshots unique by `_id`."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, Document] = {}
+        self.slots: set[tuple[str, int]] = set()
+        self.submissions: dict[str, Document] = {}
+        self.down = False
+        self.inserts = 0
+        self.reads = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise AutoReconnect("database unreachable (fake)")
+
+    async def ensure_indexes(self) -> None:
+        self._check()
+
+    async def ping(self) -> bool:
+        return not self.down
+
+    async def insert_events(self, docs: Sequence[Document]) -> set[int]:
+        self._check()
+        self.inserts += 1
+        refused = set()
+        for i, doc in enumerate(docs):
+            slot = (doc["submission_id"], doc["seq"])
+            if doc["_id"] in self.events or slot in self.slots:
+                refused.add(i)
+                continue
+            self.events[doc["_id"]] = copy.deepcopy(doc)
+            self.slots.add(slot)
+        return refused
+
+    async def find_events(self, event_ids: Sequence[str]) -> dict[str, Document]:
+        self._check()
+        self.reads += 1
+        return {
+            i: {k: self.events[i][k] for k in ("_id", "submission_id", "seq", "hash")}
+            for i in event_ids
+            if i in self.events
+        }
+
+    async def chain_events(
+        self, chain_ids: Sequence[str], *, brief: bool = False
+    ) -> list[Document]:
+        self._check()
+        self.reads += 1
+        found = [copy.deepcopy(d) for d in self.events.values() if d["submission_id"] in chain_ids]
+        return sorted(found, key=lambda d: (d["submission_id"], d["seq"]))
+
+    async def insert_snapshots(self, docs: Sequence[Document]) -> None:
+        self._check()
+        for doc in docs:
+            self.submissions.setdefault(doc["_id"], copy.deepcopy(doc))
+
+    async def snapshots(self, chain_ids: Sequence[str]) -> list[Document]:
+        self._check()
+        return [
+            copy.deepcopy(d) for d in self.submissions.values() if d["submission_id"] in chain_ids
+        ]
+
+    async def chain_for_reference(self, reference: str) -> str | None:
+        self._check()
+        found = [d for d in self.submissions.values() if d.get("reference") == reference]
+        found.sort(key=lambda d: d.get("record") != "submission")
+        return str(found[0]["submission_id"]) if found else None
+
+    async def list_snapshots(
+        self, query: SnapshotQuery, after: Position | None, limit: int
+    ) -> list[Document]:
+        self._check()
+
+        def matches(doc: Document) -> bool:
+            if doc["record"] != query.record.value:
+                return False
+            if query.status is not None and doc["status"] != query.status.value:
+                return False
+            for name in ("unit", "channel", "kind"):
+                if getattr(query, name) is not None and doc.get(name) != getattr(query, name):
+                    return False
+            if query.since is not None and doc["created_at"] < query.since:
+                return False
+            if query.until is not None and doc["created_at"] >= query.until:
+                return False
+            if after is not None:
+                key, mark = (doc["created_at"], doc["_id"]), (after.at, after.id)
+                return key < mark if query.descending else key > mark
+            return True
+
+        found = sorted(
+            (d for d in self.submissions.values() if matches(d)),
+            key=lambda d: (d["created_at"], d["_id"]),
+            reverse=query.descending,
+        )
+        return [copy.deepcopy(d) for d in found[:limit]]
+
+    async def events_between(
+        self, since: datetime, until: datetime, after: Position | None, limit: int
+    ) -> list[Document]:
+        self._check()
+        found = sorted(
+            (
+                d
+                for d in self.events.values()
+                if since <= d["archived_at"] < until
+                and (after is None or (d["archived_at"], d["_id"]) > (after.at, after.id))
+            ),
+            key=lambda d: (d["archived_at"], d["_id"]),
+        )
+        return [copy.deepcopy(d) for d in found[:limit]]
+
+    async def all_events(self) -> AsyncIterator[Document]:
+        self._check()
+        for doc in sorted(self.events.values(), key=lambda d: (d["submission_id"], d["seq"])):
+            yield copy.deepcopy(doc)
+
+    async def all_snapshots(self) -> AsyncIterator[Document]:
+        self._check()
+        for doc in list(self.submissions.values()):
+            yield copy.deepcopy(doc)
