@@ -45,11 +45,11 @@ async def wait_until(predicate: Callable[[], bool], *, within: float = 30.0) -> 
             await asyncio.sleep(0.05)
 
 
-def sink_messages() -> list[EmailMessage]:
+def sink_messages(maildir: Path = MAILDIR) -> list[EmailMessage]:
     """Return every message the SMTP sink stored, parsed with the modern e-mail policy."""
-    if not MAILDIR.exists():
+    if not maildir.exists():
         return []
-    box = mailbox.Maildir(MAILDIR, factory=None, create=False)
+    box = mailbox.Maildir(maildir, factory=None, create=False)
     messages = []
     for key in box.iterkeys():
         parsed = email.message_from_bytes(box.get_bytes(key), policy=policy.default)

@@ -1,0 +1,295 @@
+"""Drive the e2e installation: send submissions through both doors, then prove what happened.
+
+The proof reads only what users of Sada can see: the archive's audit API (statuses, units,
+timelines, hash chains) and the unit mailboxes (the SMTP sink's Maildir).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.parser import BytesHeaderParser
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from shared import ids, topics
+from tests.e2e import harness
+from tests.workload import MAILBOX, Item
+
+ARCHIVE_TOKEN = "local-dev-token"  # the archive's documented local-mode token
+TERMINAL = {"notified", "notification_failed"}
+
+
+def submission_id(item: Item) -> str:
+    """Return the id intake gives a submission with a channel_ref."""
+    channel, ref = item.key
+    return ids.submission_id(channel, ref, "")
+
+
+async def send_kafka(payloads: Sequence[bytes], *, within: float = 180.0) -> None:
+    """Publish raw submissions to `feedback.submissions.v1`, riding out a broker outage."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=harness.BOOTSTRAP,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        request_timeout_ms=10_000,
+    )
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await producer.start()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+    try:
+        pending = list(payloads)
+        while pending:
+            try:
+                futures = [await producer.send(topics.SUBMISSIONS, p) for p in pending[:500]]
+                await asyncio.gather(*futures)
+                pending = pending[500:]
+            except Exception:  # a broker outage: the same records again (intake is idempotent)
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
+    finally:
+        await producer.stop()
+
+
+async def post(client: httpx.AsyncClient, body: bytes, key: str | None) -> httpx.Response:
+    """POST one raw submission to intake's HTTP door with the channel's API key."""
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return await client.post(f"{harness.INTAKE_URL}/v1/submissions", content=body, headers=headers)
+
+
+async def send_http(items: Sequence[Item], *, within: float = 180.0) -> list[int]:
+    """POST submissions, retrying while intake is down or Kafka unavailable (503)."""
+    codes: list[int] = []
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=15.0) as client:
+        for item in items:
+            while True:
+                try:
+                    response = await post(client, item.encoded(), f"local-{item.key[0]}-key")
+                    if response.status_code not in {502, 503, 504}:
+                        codes.append(response.status_code)
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError("intake's HTTP door did not come back in time")
+                await asyncio.sleep(0.5)
+    return codes
+
+
+async def send(items: Sequence[Item]) -> None:
+    """Send each item through its door (Kafka and HTTP concurrently)."""
+    kafka = [i.encoded() for i in items if i.door == "kafka"]
+    http = [i for i in items if i.door == "http"]
+    _, codes = await asyncio.gather(send_kafka(kafka), send_http(http))
+    assert set(codes) <= {202}, Counter(codes)
+
+
+class Archive:
+    """A client of the archive's read API that waits out the archive's own restarts."""
+
+    def __init__(self) -> None:
+        self.url = f"{harness.ARCHIVE_URL}/v1"
+        self.headers = {"Authorization": f"Bearer {ARCHIVE_TOKEN}"}
+
+    async def _get(self, client: httpx.AsyncClient, path: str, **params: Any) -> httpx.Response:
+        for _ in range(120):
+            try:
+                response = await client.get(
+                    f"{self.url}{path}", params=params, headers=self.headers
+                )
+                if response.status_code < 500:
+                    return response
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"archive API did not answer {path}")
+
+    async def submissions(self, since: datetime) -> dict[str, dict[str, Any]]:
+        """Return every submission snapshot created since `since`, by submission id."""
+        found: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        async with httpx.AsyncClient(timeout=30.0) as client:
+            while True:
+                params: dict[str, Any] = {"since": since.isoformat(), "limit": 200}
+                if cursor:
+                    params["cursor"] = cursor
+                page = (await self._get(client, "/submissions", **params)).json()
+                found.update({s["submission_id"]: s for s in page["items"]})
+                cursor = page["next_cursor"]
+                if not cursor:
+                    return found
+
+    async def events(self, since: datetime) -> list[dict[str, Any]]:
+        """Return every event archived since `since` (the auditors' JSON Lines export)."""
+        async with httpx.AsyncClient(timeout=60.0) as client:
+            response = await self._get(client, "/export", since=since.isoformat())
+            assert response.status_code == 200, response.text
+            return [orjson.loads(line) for line in response.content.splitlines() if line]
+
+    async def verify(self, submission: str) -> dict[str, Any]:
+        """Return the archive's verdict on one submission's hash chain."""
+        async with httpx.AsyncClient(timeout=30.0) as client:
+            response = await self._get(client, f"/submissions/{submission}/verify")
+            result: dict[str, Any] = response.json()
+            return result
+
+    async def wait_terminal(
+        self, wanted: Iterable[str], since: datetime, within: float, *, mailed: bool = True
+    ) -> float:
+        """Wait until every wanted submission is notified (or failed); return the seconds taken.
+
+        With `mailed`, first wait (cheaply, on the Maildir) for every wanted e-mail, so the
+        archive is asked only a few times: a listing is a real query on the audit store.
+        """
+        started = time.monotonic()
+        missing = set(wanted)
+        if mailed:
+            await wait_mailed(missing, within)
+        while True:
+            snapshots = await self.submissions(since)
+            missing = {s for s in missing if snapshots.get(s, {}).get("status") not in TERMINAL}
+            if not missing:
+                return time.monotonic() - started
+            if time.monotonic() - started > within:
+                raise AssertionError(f"{len(missing)} submissions never reached the mailbox")
+            await asyncio.sleep(3.0)
+
+
+async def wait_mailed(wanted: Iterable[str], within: float) -> None:
+    """Wait until the sink holds an e-mail for every wanted submission id."""
+    references = {ids.reference(sid) for sid in wanted}
+    deadline = time.monotonic() + within
+    while references - set(mailbox_index()):
+        if time.monotonic() > deadline:
+            missing = len(references - set(mailbox_index()))
+            raise AssertionError(f"{missing} submissions never reached the mailbox")
+        await asyncio.sleep(1.0)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """The headers of one stored e-mail that the proof looks at."""
+
+    to: str
+    message_id: str
+    subject: str
+    bcc: str | None
+
+
+_MAIL_CACHE: dict[str, tuple[str, Mail]] = {}
+
+
+def mailbox_index() -> dict[str, list[Mail]]:
+    """Return the e2e sink's messages grouped by X-Sada-Reference (headers only, cached)."""
+    grouped: dict[str, list[Mail]] = defaultdict(list)
+    new = harness.MAILDIR / "new"
+    names = os.listdir(new) if new.exists() else []
+    parser = BytesHeaderParser(policy=policy.default)
+    for name in names:
+        if name not in _MAIL_CACHE:
+            with (new / name).open("rb") as handle:
+                headers = parser.parse(handle)
+            mail = Mail(
+                str(headers["To"]),
+                str(headers["Message-ID"]),
+                str(headers["Subject"]),
+                None if headers["Bcc"] is None else str(headers["Bcc"]),
+            )
+            _MAIL_CACHE[name] = (str(headers["X-Sada-Reference"]), mail)
+        reference, mail = _MAIL_CACHE[name]
+        grouped[reference].append(mail)
+    return grouped
+
+
+@dataclass
+class Proof:
+    """What the archive and the mailboxes say about one workload."""
+
+    submissions: int = 0
+    lost: list[str] = field(default_factory=list)
+    wrong_unit: list[str] = field(default_factory=list)
+    incomplete_timeline: list[str] = field(default_factory=list)
+    broken_chains: list[str] = field(default_factory=list)
+    missing_email: list[str] = field(default_factory=list)
+    wrong_mailbox: list[str] = field(default_factory=list)
+    duplicate_emails: int = 0
+    duplicates_with_new_message_id: int = 0
+    failed_notifications: int = 0
+
+    def assert_clean(self, *, allow_duplicates: bool = False) -> None:
+        """Fail with every problem found; duplicates only where the design allows them."""
+        problems = {
+            "lost": self.lost,
+            "wrong unit": self.wrong_unit,
+            "incomplete timeline": self.incomplete_timeline,
+            "broken chain": self.broken_chains,
+            "missing e-mail": self.missing_email,
+            "wrong mailbox": self.wrong_mailbox,
+        }
+        found = {name: ids[:5] for name, ids in problems.items() if ids}
+        assert not found, found
+        assert self.duplicates_with_new_message_id == 0
+        if not allow_duplicates:
+            assert self.duplicate_emails == 0
+
+
+async def prove(
+    items: Sequence[Item], since: datetime, *, failing_mailboxes: frozenset[str] = frozenset()
+) -> Proof:
+    """Check every submission of `items` end to end (see the module docstring)."""
+    archive = Archive()
+    wanted = {submission_id(i): i for i in items}
+    snapshots = await archive.submissions(since)
+    events = await archive.events(since)
+    by_submission: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        by_submission[event["submission_id"]].add(event["event_type"])
+    mail = mailbox_index()
+    proof = Proof(submissions=len(wanted))
+    for sid, item in wanted.items():
+        snapshot = snapshots.get(sid)
+        if snapshot is None:
+            proof.lost.append(sid)
+            continue
+        if snapshot["unit"] != item.unit:
+            proof.wrong_unit.append(sid)
+        failed = MAILBOX[item.unit] in failing_mailboxes
+        outcome = "notification.failed" if failed else "notification.sent"
+        if not {"submission.accepted", "submission.routed", outcome} <= by_submission[sid]:
+            proof.incomplete_timeline.append(sid)
+        messages = mail.get(snapshot["reference"], [])
+        if failed:
+            proof.failed_notifications += 1
+            continue
+        if not messages:
+            proof.missing_email.append(sid)
+            continue
+        if any(MAILBOX[item.unit] not in m.to for m in messages):
+            proof.wrong_mailbox.append(sid)
+        proof.duplicate_emails += len(messages) - 1
+        proof.duplicates_with_new_message_id += len({m.message_id for m in messages}) - 1
+    for sid in list(wanted)[:: max(1, len(wanted) // 50)]:  # a spread sample, 50 chains
+        verdict = await archive.verify(sid)
+        if not verdict["ok"]:
+            proof.broken_chains.append(sid)
+    return proof

@@ -1,0 +1,232 @@
+"""End to end, on real processes: nothing accepted is lost, each unit gets one e-mail per
+submission, and faults in every part of the system are survived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e import corpus, harness
+from tests.e2e.driver import Archive, mailbox_index, prove, send, send_kafka, submission_id
+from tests.e2e.harness import Cluster
+from tests.e2e.results import Results, Row
+from tests.workload import MAILBOX, VOC, Item, build
+
+Fault = Callable[[Cluster], Awaitable[float]]
+
+
+def _run_id() -> str:
+    return f"E2E-{uuid.uuid4().hex[:8]}"
+
+
+async def _send_paced(items: list[Item], seconds: float, chunks: int = 10) -> None:
+    """Send `items` in `chunks` spread over `seconds`, so a fault lands mid-stream."""
+    size = max(1, len(items) // chunks)
+    for start in range(0, len(items), size):
+        await send(items[start : start + size])
+        await asyncio.sleep(seconds / chunks)
+
+
+def _write_smtp_control(control: dict[str, Any]) -> None:
+    temporary = harness.SMTP_CONTROL.with_suffix(".tmp")
+    temporary.write_text(json.dumps(control), encoding="utf-8")
+    temporary.replace(harness.SMTP_CONTROL)  # atomic: the sink never reads half a file
+
+
+def _verify_all_chains() -> subprocess.CompletedProcess[str]:
+    env = harness.service_env("archive", 0)
+    return subprocess.run(  # the auditors' command, on the whole e2e archive
+        [harness.SADA, "audit", "verify"], env=env, capture_output=True, text=True, check=False
+    )
+
+
+async def test_mixed_workload_reaches_each_unit_once_and_is_archived_with_valid_chains(
+    cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    items = build(_run_id(), 2000)
+    began = time.monotonic()
+    await send(items)
+    await Archive().wait_terminal({submission_id(i) for i in items}, started_at, within=240)
+    elapsed = time.monotonic() - began
+    proof = await prove(items, started_at)
+    proof.assert_clean()
+    verdict = _verify_all_chains()
+    assert verdict.returncode == 0, verdict.stdout[-2000:] + verdict.stderr[-2000:]
+    assert cluster.all_alive()
+    resubmitted = sum(i.resubmission for i in items)
+    results.add(
+        Row(
+            "no fault: mixed workload, both doors",
+            proof.submissions,
+            0,
+            len(proof.lost),
+            proof.duplicate_emails,
+            None,
+            f"{len(items)} sends incl. {resubmitted} resubmissions; "
+            f"{elapsed:.0f} s to the last e-mail",
+        )
+    )
+
+
+async def test_hostile_inputs_are_rejected_or_neutralised_and_good_traffic_still_flows(
+    cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    bad = corpus.build(_run_id())
+    assert len(bad) >= 200
+    good = build(_run_id(), 200, http_share=0.5, resubmit_share=0)
+    kafka_bad = [c for c in bad if c.door == "kafka"]
+    http_bad = [c for c in bad if c.door == "http"]
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        sending = asyncio.gather(
+            send(good),
+            send_kafka([c.body for c in kafka_bad]),
+            corpus.post_all(client, http_bad),
+        )
+        _, _, codes = await sending
+    wrong = [(c.name, code) for c, code in zip(http_bad, codes, strict=True) if code != c.status]
+    assert not wrong, wrong[:10]
+    normalised = {c.accepted_id for c in bad if c.accepted_id}
+    wanted = {submission_id(i) for i in good} | normalised
+    await Archive().wait_terminal(wanted, started_at, within=180)
+    proof = await prove(good, started_at)
+    proof.assert_clean()
+    rejected = await corpus.archived_rejections(started_at)
+    missing = [c.name for c in kafka_bad + http_bad if c.expect_code and not c.found_in(rejected)]
+    assert not missing, missing[:10]
+    snapshots = await Archive().submissions(started_at)
+    references = {snapshots[sid]["reference"] for sid in normalised}
+    assert {snapshots[sid]["status"] for sid in normalised} == {"notified"}
+    mails = [m for ref, ms in mailbox_index().items() if ref in references for m in ms]
+    assert len(mails) == len(references)
+    assert all(m.bcc is None and "\n" not in m.subject for m in mails)
+    assert cluster.all_alive(), "a hostile input restarted a service"
+    results.add(
+        Row(
+            "hostile inputs mixed with good traffic, both doors",
+            proof.submissions,
+            len(bad),
+            len(proof.lost),
+            proof.duplicate_emails,
+            None,
+            "each rejected with its specific reason code or safely normalised; no restarts",
+        )
+    )
+
+
+async def _kill_each_service(cluster: Cluster) -> float:
+    """SIGKILL intake, one router, one notifier and the archive in turn; restart each."""
+    slowest = 0.0
+    for name, index in (("intake", 0), ("router", 1), ("notifier", 1), ("archive", 0)):
+        service = [s for s in cluster if s.name == name][index]
+        service.kill(signal.SIGKILL)
+        await asyncio.sleep(3)
+        service.start()
+        restarted = time.monotonic()
+        await service.wait_healthy()
+        slowest = max(slowest, time.monotonic() - restarted)
+    return slowest
+
+
+def _infra_outage(component: str, seconds: float) -> Fault:
+    async def fault(_cluster: Cluster) -> float:
+        await asyncio.to_thread(harness.infra, "down", component)
+        await asyncio.sleep(seconds)
+        return await asyncio.to_thread(harness.infra, "up", component)
+
+    return fault
+
+
+def _smtp_mode(control: dict[str, Any], seconds: float) -> Fault:
+    async def fault(_cluster: Cluster) -> float:
+        _write_smtp_control(control)
+        await asyncio.sleep(seconds)
+        _write_smtp_control({})
+        return 0.0
+
+    return fault
+
+
+async def _failed_notifications_counted(cluster: Cluster) -> float:
+    total = 0.0
+    async with httpx.AsyncClient() as client:
+        for service in (s for s in cluster if s.name == "notifier"):
+            for line in (await client.get(f"{service.url}/metrics")).text.splitlines():
+                if line.startswith("sada_notifier_emails_total{") and 'outcome="failed"' in line:
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+FAULTS: dict[str, tuple[Fault, bool]] = {
+    # name: (fault, duplicates allowed: only the notifier's documented crash window)
+    "SIGKILL intake, router#2, notifier#2, archive in turn": (_kill_each_service, True),
+    "Kafka broker stopped and restarted": (_infra_outage("kafka", 5), False),
+    "FerretDB stopped for 20 s": (_infra_outage("ferretdb", 20), False),
+    "SMTP sink stopped for 20 s": (_infra_outage("smtp", 20), False),
+    "SMTP answering 4xx for 15 s": (_smtp_mode({"tempfail": True}, 15), False),
+}
+
+
+@pytest.mark.parametrize("scenario", list(FAULTS))
+async def test_a_fault_during_the_workload_loses_nothing(
+    scenario: str, cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    fault, duplicates_allowed = FAULTS[scenario]
+    items = build(_run_id(), 300, resubmit_share=0.02)
+    sending = asyncio.create_task(_send_paced(items, seconds=8))
+    await asyncio.sleep(2)
+    await fault(cluster)
+    cleared = time.monotonic()
+    await sending
+    await Archive().wait_terminal({submission_id(i) for i in items}, started_at, within=300)
+    recovery = time.monotonic() - cleared
+    proof = await prove(items, started_at)
+    proof.assert_clean(allow_duplicates=duplicates_allowed)
+    assert cluster.all_alive()
+    note = "duplicates keep their Message-ID" if proof.duplicate_emails else ""
+    results.add(
+        Row(scenario, proof.submissions, 0, len(proof.lost), proof.duplicate_emails, recovery, note)
+    )
+
+
+async def test_smtp_refusing_one_mailbox_fails_only_its_notifications(
+    cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    refused = MAILBOX[VOC]
+    _write_smtp_control({"reject_rcpt": [refused]})
+    try:
+        items = build(_run_id(), 200, resubmit_share=0)
+        await send(items)
+        wanted = {submission_id(i) for i in items}
+        await Archive().wait_terminal(wanted, started_at, within=180, mailed=False)
+    finally:
+        _write_smtp_control({})
+    proof = await prove(items, started_at, failing_mailboxes=frozenset({refused}))
+    proof.assert_clean()
+    voc = sum(i.unit == VOC for i in items)
+    assert proof.failed_notifications == voc > 0
+    snapshots = await Archive().submissions(started_at)
+    statuses = {snapshots[submission_id(i)]["status"] for i in items if i.unit == VOC}
+    assert statuses == {"notification_failed"}
+    assert await _failed_notifications_counted(cluster) >= 1  # what the alert rule watches
+    results.add(
+        Row(
+            "SMTP 5xx for one unit's mailbox",
+            proof.submissions,
+            0,
+            len(proof.lost),
+            0,
+            None,
+            f"{voc} notification.failed for {refused}, archived; the other unit unaffected",
+        )
+    )
