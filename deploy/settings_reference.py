@@ -67,9 +67,18 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             rows.extend(_rows(annotation, f"{prefix}{name}__"))
             continue
-        description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        description = (_description(model, name) or "").replace("|", "\\|").replace("\n", " ")
         rows.append((_env_name(prefix, name, field), _default(field), description))
     return rows
+
+
+def _description(model: type[BaseModel], name: str) -> str | None:
+    """Return the field's description, inherited when a subclass only changed its default."""
+    for cls in model.__mro__:
+        fields = getattr(cls, "model_fields", {})
+        if name in fields and fields[name].description:
+            return str(fields[name].description)
+    return None
 
 
 def render() -> str:

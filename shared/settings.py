@@ -19,9 +19,12 @@ class KafkaSettings(BaseModel):
     """How to reach Kafka. Plaintext locally; SASL_SSL with SCRAM-SHA-512 in production."""
 
     bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
-    security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT locally; SASL_SSL (SCRAM-SHA-512) in production.",
+    )
+    sasl_username: str | None = Field(default=None, description="SCRAM user for SASL_SSL.")
+    sasl_password: SecretStr | None = Field(default=None, description="SCRAM password (secret).")
     ssl_cafile: Path | None = Field(default=None, description="CA bundle for SASL_SSL.")
     linger_ms: int = Field(default=5, ge=0, description="Producer batching delay.")
     max_batch_size: int = Field(
@@ -39,8 +42,11 @@ class KafkaSettings(BaseModel):
 class MongoSettings(BaseModel):
     """How to reach MongoDB (FerretDB locally). Credentials and TLS go in the URI."""
 
-    uri: SecretStr = Field(default=SecretStr("mongodb://127.0.0.1:27017/"))
-    database: str = "sada"
+    uri: SecretStr = Field(
+        default=SecretStr("mongodb://127.0.0.1:27017/"),
+        description="Connection URI (secret): hosts, credentials, TLS and replica set options.",
+    )
+    database: str = Field(default="sada", description="The service's own database.")
     timeout_ms: int = Field(default=5000, ge=100, description="Server selection/socket timeout.")
 
 
@@ -55,10 +61,13 @@ class ServiceSettings(BaseSettings):
         secrets_dir=None,
     )
 
-    environment: Literal["local", "test", "production"] = "local"
-    http_host: str = "127.0.0.1"
-    http_port: int = 8000
-    log_level: str = "INFO"
+    environment: Literal["local", "test", "production"] = Field(
+        default="local",
+        description="Outside `local`, start-up refuses missing or obviously default secrets.",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    http_port: int = Field(default=8000, description="Port of /health, /metrics and any API.")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool | None = Field(default=None, description="JSON logs; default: when not a TTY.")
     kafka: KafkaSettings = KafkaSettings()
 

@@ -16,11 +16,13 @@ class ArchiveTopics(BaseModel):
     """The topics the archive reads; overridable so tests use their own."""
 
     submissions: str = Field(default=topics.SUBMISSIONS, description="Raw receipts (strings).")
-    accepted: str = topics.ACCEPTED
-    rejected: str = topics.REJECTED
-    routed: str = topics.ROUTED
-    notifications: str = topics.NOTIFICATIONS
-    deadletter: str = topics.DEADLETTER
+    accepted: str = Field(default=topics.ACCEPTED, description="submission.accepted events.")
+    rejected: str = Field(default=topics.REJECTED, description="submission.rejected events.")
+    routed: str = Field(default=topics.ROUTED, description="submission.routed events.")
+    notifications: str = Field(
+        default=topics.NOTIFICATIONS, description="notification.sent / .failed events."
+    )
+    deadletter: str = Field(default=topics.DEADLETTER, description="message.deadlettered events.")
 
     def all(self) -> tuple[str, ...]:
         """Return every topic, raw receipts first."""
@@ -48,7 +50,7 @@ class ArchiveSettings(ServiceSettings):
     """Archive settings: Kafka group and topics, MongoDB, API tokens, cache and sweeps."""
 
     http_port: int = 8004
-    group_id: str = "sada-archive"
+    group_id: str = Field(default="sada-archive", description="Kafka consumer group.")
     topics: ArchiveTopics = ArchiveTopics()
     mongo: ArchiveMongoSettings = ArchiveMongoSettings()
     api_tokens: tuple[SecretStr, ...] = Field(
