@@ -8,7 +8,7 @@ PY := $(ROOT)/.venv/bin/python
 INFRA := deploy/local/infra.sh
 PYTEST := $(ROOT)/.venv/bin/pytest
 
-.PHONY: help run test deploy-check lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv
+.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -39,6 +39,9 @@ run: infra-up  ## bring up the infrastructure and every service, print where the
 
 deploy-check:  ## validate compose, Dockerfile, k8s manifests, Prometheus rules and the dashboard
 	deploy/check.sh
+
+demo: venv  ## send the samples through both doors of a running `make run`; show where each went
+	$(PY) -m deploy.local.demo
 
 lint: venv  ## ruff (lint + format check) and mypy strict
 	.venv/bin/ruff check .
