@@ -15,8 +15,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("SADA_RUN_DIR", ROOT / ".run"))
-KAFKA = os.environ.get("SADA_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-MONGO_URI = os.environ.get("SADA_MONGO__URI", "mongodb://127.0.0.1:27017/")
+# The same variables deploy/local/infra.sh reads, so a second stack on other ports can be tested.
+KAFKA_PORT = int(os.environ.get("SADA_KAFKA_PORT", "9092"))
+MONGO_PORT = int(os.environ.get("SADA_MONGO_PORT", "27017"))
+KAFKA = os.environ.get("SADA_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{KAFKA_PORT}")
+MONGO_URI = os.environ.get("SADA_MONGO__URI", f"mongodb://127.0.0.1:{MONGO_PORT}/")
 SMTP_HOST = "127.0.0.1"
 SMTP_PORT = int(os.environ.get("SADA_SMTP_PORT", "1025"))
 MAILDIR = RUN_DIR / "mail"

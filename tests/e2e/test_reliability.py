@@ -182,8 +182,8 @@ async def test_a_fault_during_the_workload_loses_nothing(
     scenario: str, cluster: Cluster, results: Results, started_at: datetime
 ) -> None:
     fault, duplicates_allowed = FAULTS[scenario]
-    items = build(_run_id(), 300, resubmit_share=0.02)
-    sending = asyncio.create_task(_send_paced(items, seconds=8))
+    items = build(_run_id(), 200, resubmit_share=0.02)
+    sending = asyncio.create_task(_send_paced(items, seconds=6))
     await asyncio.sleep(2)
     await fault(cluster)
     cleared = time.monotonic()
