@@ -102,7 +102,8 @@ def routed_from(raw: bytes, rules: Path | None) -> SubmissionRouted:
 
 def as_text(email: Email) -> str:
     """Return the headers a reader cares about, then the plain-text part."""
-    lines = [f"{name}: {email.message[name]}" for name in SHOWN_HEADERS if email.message[name]]
+    message = email.message  # the bytes as sent, parsed as a mail client reads them
+    lines = [f"{name}: {message[name]}" for name in SHOWN_HEADERS if message[name]]
     return "\n".join(lines) + "\n\n" + email.text
 
 
@@ -139,5 +140,6 @@ def preview(
         _write(html, email.html.encode())
         typer.echo(f"wrote {html}", err=True)
     if eml is not None:
-        _write(eml, email.message.as_bytes())
+        # Exactly what is sent, with the LF line breaks of a file on this system.
+        _write(eml, email.data.replace(b"\r\n", b"\n"))
         typer.echo(f"wrote {eml}", err=True)

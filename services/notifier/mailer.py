@@ -68,6 +68,10 @@ _SESSION_ERRORS = (
 _ANSWERED = (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused)
 # 552 to MAIL FROM answers our SIZE declaration: this message is too big, a property of it.
 _MESSAGE_TOO_BIG = 552
+# The composed message is 7-bit clean (RFC 2047 headers, base64 or 7bit parts) except for an
+# internationalised address, which needs SMTPUTF8 (and, with it, 8BITMIME: RFC 6531). aiosmtplib
+# raises SMTPNotSupported when the server lacks it: permanent, see `classify`.
+_UTF8_OPTIONS = ("SMTPUTF8", "BODY=8BITMIME")
 
 
 def _permanent(code: int) -> bool:
@@ -163,8 +167,12 @@ class SmtpMailer:
             client = await self._connected()
             started = time.perf_counter()
             try:
-                _errors, reply = await client.send_message(
-                    email.message, recipients=[email.recipient]
+                # The message is already bytes (composed once); only the envelope is added here.
+                _errors, reply = await client.sendmail(
+                    email.sender,
+                    [email.recipient],
+                    email.data,
+                    mail_options=_UTF8_OPTIONS if email.smtputf8 else (),
                 )
             except aiosmtplib.SMTPException as exc:
                 if not isinstance(exc, _ANSWERED):

@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 
 from services.notifier.messages import Composer
 from services.notifier.settings import NotifierSettings
-from shared.events import AnyEvent, NotificationSent, SubmissionRouted
+from shared.events import AnyEvent, NotificationSent, RoutingDecision, SubmissionRouted
 from tests import infra
 from tests import notifier_support as support
 from tests.integration.notifier_harness import (
@@ -118,6 +118,23 @@ async def test_a_crlf_subject_and_a_script_body_arrive_neutralised(running: Runn
     assert "<script" not in html
     assert "<img" not in html
     assert "&lt;script&gt;alert(document.cookie)&lt;/script&gt;" in html
+
+
+async def test_an_internationalised_mailbox_is_reached_over_smtputf8(running: Running) -> None:
+    sub = support.submission({**support.ENGLISH_SAMPLE, "channel_ref": infra.unique("it-ref")})
+    decision = RoutingDecision(
+        unit="voice_of_customer",
+        mailbox="صوت-المستفيد@moj.gov.sa",
+        rule_id="explicit-topic",
+        rules_version="0" * 64,
+        reason="test",
+    )
+    event = support.routed(sub, decision)
+    await publish(running.broker, running.settings.routed_topic, [event])
+    (mail,) = await running.wait_for_mail(event)
+    assert mail["X-Sada-Sink-Envelope-To"] == "صوت-المستفيد@moj.gov.sa"  # RCPT TO, SMTPUTF8
+    assert str(mail["To"]) == "إدارة صوت المستفيد <صوت-المستفيد@moj.gov.sa>"
+    assert str(mail["Subject"]).startswith(f"{event.reference} — Idea — E-mail — ")
 
 
 async def test_the_same_routed_event_delivered_three_times_yields_one_email(

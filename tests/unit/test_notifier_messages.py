@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.notifier.messages import (
+    LINE_BREAKERS,
+    SNIPPET_MAX,
     SUBJECT_MAX,
     message_id,
     one_line,
@@ -82,6 +84,38 @@ def test_any_subject_is_one_short_clean_line_starting_with_the_reference(
 
 def test_one_line_keeps_arabic_and_emoji() -> None:
     assert one_line("خدمة التوثيق\nوفرت 👏") == "خدمة التوثيق وفرت 👏"
+
+
+def _one_line_by_category(text: str) -> str:
+    """`one_line` as first written, character by character: the reference for the fast one."""
+    bidi = set("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    kept = [
+        " " if unicodedata.category(c) in {"Cc", "Zl", "Zp"} else c for c in text if c not in bidi
+    ]
+    return re.sub(r"\s+", " ", "".join(kept)).strip()
+
+
+def test_the_characters_one_line_turns_into_spaces_are_exactly_controls_and_separators() -> None:
+    every = (chr(c) for c in range(0x110000))
+    assert {c for c in every if unicodedata.category(c) in {"Cc", "Zl", "Zp"}} == LINE_BREAKERS
+
+
+@given(st.text(max_size=300))
+def test_one_line_is_the_character_by_character_definition(text: str) -> None:
+    assert one_line(text) == _one_line_by_category(text)
+
+
+@given(st.text(max_size=400), st.integers(min_value=0, max_value=400))
+def test_one_line_of_a_prefix_is_a_prefix_of_one_line(text: str, size: int) -> None:
+    assert one_line(text).startswith(one_line(text[:size]))
+
+
+def test_the_subject_snippet_of_a_long_body_reads_only_the_start_but_is_the_same() -> None:
+    body = " \u202e\r\n " * 200 + "word\t\u2028 " * 2000 + "end"  # 15,003 characters
+    expected = one_line(body)[: SNIPPET_MAX - 1].rstrip() + "…"
+    raw = _with(support.ENGLISH_SAMPLE, subject=None, body=body)
+    subject = support.composer().compose(support.routed(raw)).subject
+    assert subject == f"{support.routed(raw).reference} — Idea — E-mail — {expected}"
 
 
 # --- identity and headers -----------------------------------------------------------------
