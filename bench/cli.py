@@ -1,0 +1,113 @@
+"""`python -m bench [--runs N] [--quick] [--only router|archive|e2e|rss]`.
+
+Starts a private stack (Kafka, FerretDB, SMTP sink under `.run/bench`, own ports), runs the
+parts on it in order (router, archive, end to end with RSS), prints a table, writes
+`bench/results.json`, and on a full run refreshes the results blocks of the READMEs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import machine, mix, report
+from shared.logging import configure
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+LOGS = HERE.parent / ".run" / "bench" / "logs"
+PARTS = ("router", "archive", "e2e", "rss")
+
+
+def quiet_logs() -> Path:
+    """Send the in-process services' logs to a file, as JSON at INFO like a deployed service."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path = LOGS / "in-process.log"
+    configure("bench", level="INFO", json=True)
+    stream = path.open("a", encoding="utf-8")
+    import faststream  # noqa: F401 - it installs its own stderr handler on "faststream" at import
+
+    for name in ("", "faststream"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(stream)
+    return path
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Return the command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only this part")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--keep-stack", action="store_true", help="leave the private stack running afterwards"
+    )
+    args = parser.parse_args(argv)
+    if args.runs is None:
+        args.runs = 1 if args.quick else 3
+    return args
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the selected parts; return everything measured."""
+    parts = set(args.only or PARTS)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "load_average": {"start": machine.load_average()},
+        "options": {"runs": args.runs, "quick": args.quick, "parts": sorted(parts)},
+        "workload": mix.workload_mix(),
+    }
+    from bench import end_to_end
+
+    await end_to_end.start_stack()
+    results["stack"] = {"kafka": end_to_end.BOOTSTRAP, "mongo": end_to_end.MONGO_URI}
+    try:
+        if "router" in parts:
+            from bench import router_stage
+
+            print("part 1: raw aiokafka pass-through vs router stage")
+            n = 10_000 if args.quick else 50_000
+            results["router"] = await router_stage.run(end_to_end.BOOTSTRAP, n=n, runs=args.runs)
+        if "archive" in parts:
+            from bench import archive_stage
+
+            print("part 2: raw PyMongo insert_many vs archive")
+            n = 4_000 if args.quick else 40_000
+            results["archive"] = await archive_stage.run(
+                end_to_end.BOOTSTRAP, end_to_end.MONGO_URI, n=n, runs=args.runs
+            )
+        if parts & {"e2e", "rss"}:
+            print("part 3: end to end, part 4: peak RSS")
+            results.update(await end_to_end.run(runs=args.runs, quick=args.quick))
+    finally:
+        if not args.keep_stack:
+            end_to_end.stop_stack()
+    results["load_average"]["end"] = machine.load_average()
+    results["targets"] = report.targets(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `python -m bench`."""
+    args = parse(argv)
+    quiet_logs()
+    started = time.monotonic()
+    results = asyncio.run(run(args))
+    results["duration_s"] = round(time.monotonic() - started)
+    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
+    table = report.table(results)
+    print()
+    print(table)
+    print(f"\nwritten: {args.out}")
+    if not args.quick and not args.only:
+        report.update_readmes(table)

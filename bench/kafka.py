@@ -1,0 +1,146 @@
+"""Kafka helpers for the benchmark: topics, fast pre-filling, and watching a group's commits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from shared.kafka import Outgoing
+from shared.settings import KafkaSettings
+
+PARTITIONS = 3
+"""Partitions of every benchmark topic: what `make run` creates (deploy/local/topics.py)."""
+
+
+def producer(bootstrap: str, **extra: object) -> AIOKafkaProducer:
+    """Return a producer with the services' delivery settings (acks=all, idempotent)."""
+    defaults = KafkaSettings()
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=defaults.linger_ms,
+        max_batch_size=defaults.max_batch_size,
+        **extra,
+    )
+
+
+async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = PARTITIONS) -> None:
+    """Create `names` (missing ones only) with `partitions` partitions each."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sada-bench")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            await admin.create_topics([NewTopic(name, partitions, 1) for name in missing])
+    finally:
+        await admin.close()
+
+
+async def fill(bootstrap: str, records: Iterable[Outgoing], chunk: int = 5000) -> int:
+    """Produce `records` (acks=all), waiting for every acknowledgement; return the count."""
+    sent = 0
+    client = producer(bootstrap)
+    await client.start()
+    try:
+        pending: list[asyncio.Future[object]] = []
+        for item in records:
+            pending.append(await client.send(item.topic, item.value, key=item.key.encode()))
+            if len(pending) >= chunk:
+                await asyncio.gather(*pending)
+                sent += len(pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        sent += len(pending)
+    finally:
+        await client.stop()
+    return sent
+
+
+async def ready_for_groups(bootstrap: str, within: float = 60.0) -> None:
+    """Wait until the broker has a group coordinator (a fresh one creates it on first use)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sada-bench")
+    await admin.start()
+    deadline = time.monotonic() + within
+    try:
+        while True:
+            try:
+                await admin.find_coordinator("sada-bench-warm-up")
+                return
+            except KafkaError as exc:
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Progress:
+    """How far a consumer group got: (monotonic time, committed records, this process's CPU
+    time) at the first commit seen and at the last."""
+
+    first: tuple[float, int, float] | None = None
+    last: tuple[float, int, float] | None = None
+
+    def rate(self) -> float:
+        """Return records/s between the first commit seen and the last one."""
+        if self.first is None or self.last is None or self.last[0] <= self.first[0]:
+            return float("nan")
+        return (self.last[1] - self.first[1]) / (self.last[0] - self.first[0])
+
+    def cpu_us_per_record(self) -> float:
+        """Return this process's CPU time per record over the same window, in microseconds.
+
+        Meaningful when the consumer runs in this process: unlike the rate, it hardly moves
+        when other work competes for the cores.
+        """
+        if self.first is None or self.last is None or self.last[1] <= self.first[1]:
+            return float("nan")
+        return 1e6 * (self.last[2] - self.first[2]) / (self.last[1] - self.first[1])
+
+
+async def watch_commits(
+    bootstrap: str, group: str, target: int, *, within: float, every: float = 0.02
+) -> Progress:
+    """Poll `group`'s committed offsets until they add up to `target`; time the progress.
+
+    The clock starts at the first commit seen, not at start-up, so the consumer's connection
+    and group join (identical work for every contender) are not counted: the figure is the
+    steady-state rate of consume → produce → acknowledge → commit.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sada-bench-watch")
+    await admin.start()
+    progress = Progress()
+    deadline = time.monotonic() + within
+    try:
+        while True:
+            try:
+                offsets = await admin.list_consumer_group_offsets(group)
+            except KafkaError as exc:
+                # A fresh broker creates its offsets topic (the group coordinator) on first use.
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+                continue
+            committed = sum(max(0, meta.offset) for meta in offsets.values())
+            now = time.monotonic()
+            if committed > 0:
+                if progress.first is None:
+                    progress.first = (now, committed, time.process_time())
+                progress.last = (now, committed, time.process_time())
+            if committed >= target:
+                return progress
+            if now > deadline:
+                msg = f"group {group} committed {committed} of {target} within {within:.0f} s"
+                raise TimeoutError(msg)
+            await asyncio.sleep(every)
+    finally:
+        await admin.close()

@@ -1,0 +1,250 @@
+"""The printed table, the target check, and the README results blocks."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+READMES = (HERE / "README.md", HERE.parent / "README.md")
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+RSS_LIMIT_MB = 150
+P99_LIMIT_S = 1.0
+P99_RATE = 200
+SUSTAINED = 1000
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(seconds: Any) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "—"
+    return f"{seconds * 1000:,.0f} ms"
+
+
+def _runs(values: list[Any]) -> str:
+    return " / ".join(_n(v) for v in values)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return each issue-9 target with the measured value and whether it is met."""
+    found: list[dict[str, Any]] = []
+    if "router" in results:
+        value = results["router"]["ratio"]
+        found.append(
+            {"target": "router ≥ 50% of raw aiokafka", "value": value, "met": value >= 0.5}
+        )
+    if "archive" in results:
+        value = results["archive"]["ratio"]
+        found.append(
+            {"target": "archive ≥ 50% of raw insert_many", "value": value, "met": value >= 0.5}
+        )
+    e2e = results.get("e2e")
+    if e2e:
+        sustained = e2e.get("max", {}).get("median", {}).get("emailed_per_s")
+        if sustained is not None:
+            found.append(
+                {
+                    "target": f"end-to-end ≥ {SUSTAINED:,} submissions/s sustained",
+                    "value": sustained,
+                    "met": sustained >= SUSTAINED,
+                }
+            )
+        at_rate = [s for s in e2e.get("rates", []) if s["offered_per_s"] == P99_RATE]
+        p99 = at_rate[0]["median"]["accepted_to_emailed_p99_s"] if at_rate else None
+        found.append(
+            {
+                "target": f"p99 accepted→emailed ≤ {P99_LIMIT_S:g} s at {P99_RATE}/s",
+                "value": p99,
+                "met": p99 is not None and p99 <= P99_LIMIT_S,
+            }
+        )
+    for service, rss in (results.get("rss") or {}).items():
+        mb = rss.get("peak_mb")
+        if mb is not None:
+            found.append(
+                {
+                    "target": f"{service} ≤ {RSS_LIMIT_MB} MB RSS",
+                    "value": mb,
+                    "met": mb <= RSS_LIMIT_MB,
+                }
+            )
+    return found
+
+
+def table(results: dict[str, Any]) -> str:
+    """Return the results as Markdown (readable on a terminal too)."""
+    m = results["machine"]
+    load = results["load_average"]
+    lines = [
+        f"**Sada benchmark, {results['date']}** — {m['cores']} cores ({m['cpu']}), "
+        f"{m['memory_gib']} GiB; Kafka {m['versions'].get('kafka')}, FerretDB "
+        f"{m['versions'].get('ferretdb')}, Python {m['versions'].get('python')}; commit "
+        f"{m['commit']}; load average {load['start'][0]} at start, "
+        f"{load.get('end', ['?'])[0]} at end; everything co-located; medians of "
+        f"{results['options']['runs']} run(s).",
+        "",
+    ]
+    w = results["workload"]
+    lines.append(
+        f"Message mix: the {w['samples']} sample submissions (units {w['units']}), each made "
+        "unique; Kafka door for most, HTTP door for some in part 3."
+    )
+    lines.append("")
+    if "router" in results:
+        r = results["router"]
+        raw = [x["msgs_per_s"] for x in r["runs"]["raw"]]
+        stage = [x["msgs_per_s"] for x in r["runs"]["router"]]
+        lines += [
+            f"Part 1 — {r['n']:,} `submission.accepted` events (mean {r['mix']['bytes_mean']} B), "
+            "3 partitions, consume → produce (acks=all, idempotent) → commit:",
+            "",
+            "| contender | msgs/s (median) | runs | CPU µs/msg (median) |",
+            "|---|---:|---|---:|",
+            f"| raw aiokafka pass-through | {_n(r['median']['raw_msgs_per_s'])} | {_runs(raw)} "
+            f"| {_n(r['median'].get('raw_cpu_us_per_msg'), 1)} |",
+            f"| router stage | {_n(r['median']['router_msgs_per_s'])} | {_runs(stage)} "
+            f"| {_n(r['median'].get('router_cpu_us_per_msg'), 1)} |",
+            f"| **ratio** | **{r['ratio']:.0%}** | target ≥ 50% "
+            f"| {r.get('cpu_ratio', math.nan):.0%} (raw CPU ÷ router CPU) |",
+            "",
+        ]
+    if "archive" in results:
+        a = results["archive"]
+        raw = [x["docs_per_s"] for x in a["runs"]["raw"]]
+        stage = [x["docs_per_s"] for x in a["runs"]["archive"]]
+        lines += [
+            f"Part 2 — {a['n']:,} events ({a['mix_label']}) into FerretDB:",
+            "",
+            "| contender | docs/s (median) | runs |",
+            "|---|---:|---|",
+            f"| raw PyMongo insert_many (500) | {_n(a['median']['raw_docs_per_s'])} "
+            f"| {_runs(raw)} |",
+            f"| archive service, events ingested | {_n(a['median']['archive_docs_per_s'])} "
+            f"| {_runs(stage)} |",
+            f"| **ratio** | **{a['ratio']:.0%}** | target ≥ 50% |",
+            f"| archive, documents written (events + status snapshots) "
+            f"| {_n(a['median'].get('archive_written_docs_per_s'))} "
+            f"| {a.get('written_ratio', math.nan):.0%} of raw |",
+            "",
+        ]
+    e2e = results.get("e2e")
+    if e2e:
+        lines += [
+            f"Part 3 — end to end, {e2e['layout']}; open-loop generator "
+            f"({e2e['http_share']:.0%} HTTP door, the rest Kafka), {e2e['seconds']} s per rate:",
+            "",
+            "| offered/s | sent/s | emailed/s | submit→emailed p50 | p99 "
+            "| accepted→emailed p50 | p99 | not emailed | runs |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for step in e2e["rates"]:
+            s = step["median"]
+            lines.append(
+                f"| {step['offered_per_s']:,} | {_n(s['sent_per_s'])} | {_n(s['emailed_per_s'])} "
+                f"| {_ms(s['submit_to_emailed_p50_s'])} | {_ms(s['submit_to_emailed_p99_s'])} "
+                f"| {_ms(s['accepted_to_emailed_p50_s'])} | {_ms(s['accepted_to_emailed_p99_s'])} "
+                f"| {_n(s['missing'])} | {len(step['runs'])} |"
+            )
+        for rate in e2e.get("skipped_rates", []):
+            lines.append(f"| {rate:,} | — | — | — | — | — | — | — | 0 (saturated below) |")
+        stages = [step for step in e2e["rates"] if "routed_to_emailed_p50_s" in step["median"]]
+        if stages:
+            lines += [
+                "",
+                "Where the median latency goes (p50 of each stage):",
+                "",
+                "| offered/s | submit→accepted (intake) | accepted→routed (router) "
+                "| routed→emailed (notifier) |",
+                "|---:|---:|---:|---:|",
+            ]
+            for step in stages:
+                m = step["median"]
+                lines.append(
+                    f"| {step['offered_per_s']:,} | {_ms(m['submit_to_accepted_p50_s'])} "
+                    f"| {_ms(m['accepted_to_routed_p50_s'])} "
+                    f"| {_ms(m['routed_to_emailed_p50_s'])} |"
+                )
+        if "max" in e2e:
+            mx = e2e["max"]["median"]
+            lines += [
+                "",
+                f"Max sustained: {e2e['max']['n']:,} submissions blasted into the Kafka door — "
+                f"accepted→emailed **{_n(mx['emailed_per_s'])}/s** (intake "
+                f"{_n(mx['accepted_per_s'])}/s, router {_n(mx['routed_per_s'])}/s, notifier "
+                f"{_n(mx['emailed_per_s'])}/s; last e-mail {_n(mx['drain_s'], 1)} s after the "
+                "first send).",
+            ]
+        cpu_rows = [
+            (f"{step['offered_per_s']:,}/s", step["median"].get("cpu_ms_per_submission"))
+            for step in e2e["rates"]
+        ]
+        if "max" in e2e:
+            cpu_rows.append(("max", e2e["max"]["median"].get("cpu_ms_per_submission")))
+        cpu_rows = [(label, cpu) for label, cpu in cpu_rows if cpu]
+        if cpu_rows:
+            names = list(cpu_rows[0][1])
+            idle = e2e.get("idle_cpu_cores") or {}
+            cores = results["machine"]["cores"]
+            lines += [
+                "",
+                "CPU time per submission, ms, beyond each process's idle use (every process shares "
+                f"the {cores} cores; ceiling = {cores} × 1,000 ms ÷ total):",
+                "",
+                "| load | " + " | ".join(names) + " | total | ceiling/s |",
+                "|---|" + "---:|" * (len(names) + 2),
+            ]
+            for label, cpu in cpu_rows:
+                total = sum(v for v in cpu.values() if v == v)
+                ceiling = cores * 1000 / total if total > 0 else math.nan
+                lines.append(
+                    f"| {label} | "
+                    + " | ".join(_n(cpu.get(name), 2) for name in names)
+                    + f" | {_n(total, 1)} | {_n(ceiling)} |"
+                )
+            if idle:
+                lines.append(
+                    "| idle, % of a core | "
+                    + " | ".join(_n(100 * idle.get(name, math.nan), 1) for name in names)
+                    + " | | |"
+                )
+        lines.append("")
+    rss = results.get("rss")
+    if rss:
+        lines += ["Part 4 — peak RSS (VmHWM) during part 3:", ""]
+        lines += ["| service | peak RSS |", "|---|---:|"]
+        lines += [f"| {svc} | {_n(v.get('peak_mb'), 1)} MB |" for svc, v in rss.items()]
+        lines.append("")
+    found = results.get("targets") or []
+    if found:
+        lines += ["| target | measured | met |", "|---|---:|---|"]
+        for t in found:
+            value = t["value"]
+            if value is None:
+                shown = "—"
+            elif "%" in t["target"]:
+                shown = f"{value:.0%}"
+            else:
+                shown = _n(value, 2 if value < 10 else 0)
+            lines.append(f"| {t['target']} | {shown} | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def update_readmes(text: str, paths: tuple[Path, ...] = READMES) -> None:
+    """Replace the results block (between the markers) of each README that has one."""
+    block = f"{START}\n{text}\n{END}"
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    for path in paths:
+        if not path.exists():
+            continue
+        current = path.read_text(encoding="utf-8")
+        if START in current:
+            path.write_text(pattern.sub(lambda _m: block, current), encoding="utf-8")
+            print(f"updated: {path}")
