@@ -14,6 +14,7 @@ import orjson
 from services.archive.chain import link_hash
 from shared import events
 from tests import archive_samples as samples
+from tests import infra
 from tests.integration.archive_support import (
     AUTH,
     Producer,
@@ -172,7 +173,7 @@ def _cli(database: str, *args: str) -> tuple[int, str]:
     env = {
         **os.environ,
         "SADA_MONGO__DATABASE": database,
-        "SADA_MONGO__URI": "mongodb://127.0.0.1:27017/",
+        "SADA_MONGO__URI": infra.MONGO_URI,
     }
     done = subprocess.run(
         [sys.executable, "-c", "from shared.cli import main; main()", "audit", "verify", *args],
