@@ -8,9 +8,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from deploy.local.topics import ensure_topics
 from shared.kafka import Outgoing
 from shared.settings import KafkaSettings
 
@@ -33,15 +34,7 @@ def producer(bootstrap: str, **extra: object) -> AIOKafkaProducer:
 
 async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = PARTITIONS) -> None:
     """Create `names` (missing ones only) with `partitions` partitions each."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="sada-bench")
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [name for name in names if name not in existing]
-        if missing:
-            await admin.create_topics([NewTopic(name, partitions, 1) for name in missing])
-    finally:
-        await admin.close()
+    await ensure_topics(bootstrap, partitions, tuple(names))
 
 
 async def fill(bootstrap: str, records: Iterable[Outgoing], chunk: int = 5000) -> int:

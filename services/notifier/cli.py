@@ -6,9 +6,8 @@ arguments (a file that cannot be read or written).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import orjson
 import typer
@@ -18,6 +17,7 @@ from services.notifier.app import composer_for
 from services.notifier.messages import Email
 from services.notifier.settings import NotifierSettings
 from shared import events, version
+from shared.cli_io import fail, read_input
 from shared.config import ConfigError
 from shared.events import RoutedPayload, SubmissionRouted
 
@@ -39,25 +39,11 @@ SHOWN_HEADERS = (
 )
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
-
-
-def _read(file: str) -> bytes:
-    if file == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(file).read_bytes()
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
-
-
 def _write(path: Path, data: bytes) -> None:
     try:
         path.write_bytes(data)
     except OSError as exc:
-        _fail(f"cannot write {path}: {exc.strerror or exc}", 2)
+        fail(f"cannot write {path}: {exc.strerror or exc}", 2)
 
 
 def routed_from(raw: bytes, rules: Path | None) -> SubmissionRouted:
@@ -75,7 +61,7 @@ def routed_from(raw: bytes, rules: Path | None) -> SubmissionRouted:
             return SubmissionRouted.model_validate(data)
         except ValidationError as exc:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
-            _fail(f"not a valid submission.routed event: {fields}", 1)
+            fail(f"not a valid submission.routed event: {fields}", 1)
     # The router owns routing; its CLI reads every other input form the same way we must.
     from services.router import config as rules_config
     from services.router.cli import Rejection, submission_from
@@ -86,7 +72,7 @@ def routed_from(raw: bytes, rules: Path | None) -> SubmissionRouted:
         config = rules_config.load(rules or rules_config.RULES_PATH)
         submission = submission_from(raw, channels=load_channels())
     except ConfigError as exc:
-        _fail(f"invalid configuration: {exc}", 1)
+        fail(f"invalid configuration: {exc}", 1)
     if isinstance(submission, Rejection):
         typer.echo(orjson.dumps(submission.as_json(), option=orjson.OPT_INDENT_2).decode())
         raise typer.Exit(1)
@@ -133,8 +119,8 @@ def preview(
         settings = NotifierSettings()
         composer = composer_for(settings)
     except (ConfigError, ValidationError) as exc:
-        _fail(f"invalid configuration: {exc}", 1)
-    email = composer.compose(routed_from(_read(file), rules))
+        fail(f"invalid configuration: {exc}", 1)
+    email = composer.compose(routed_from(read_input(file), rules))
     typer.echo(as_text(email), nl=False)
     if html is not None:
         _write(html, email.html.encode())

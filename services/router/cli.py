@@ -6,12 +6,11 @@ and an exit code, never a traceback: 0 done, 1 invalid input or config, 2 unusab
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 
 from services.router import config as rules_config
 from services.router.rules import RoutingConfig, decide
+from shared.cli_io import fail, read_input
 from shared.config import ConfigError
 from shared.directory import Channel, load_channels
 from shared.events import SubmissionAccepted, SubmissionRouted
@@ -118,32 +118,18 @@ def _echo_json(data: object, *, indent: bool = False) -> None:
     typer.echo(orjson.dumps(data, option=option).decode())
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
-
-
-def _read(file: str) -> bytes:
-    if file == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(file).read_bytes()
-    except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
-
-
 def _load(rules: Path, units: Path, channels: Path) -> RoutingConfig:
     try:
         return rules_config.load(rules, units_path=units, channels_path=channels)
     except ConfigError as exc:
-        _fail(f"invalid configuration: {exc}", 1)
+        fail(f"invalid configuration: {exc}", 1)
 
 
 def _channels(path: Path) -> dict[str, Channel]:
     try:
         return load_channels(path)
     except ConfigError as exc:
-        _fail(f"invalid configuration: {exc}", 1)
+        fail(f"invalid configuration: {exc}", 1)
 
 
 def decision_json(submission: Submission, config: RoutingConfig) -> dict[str, Any]:
@@ -173,7 +159,7 @@ def explain(
     the input is not a valid submission.
     """
     config = _load(rules, units, channels)
-    outcome = submission_from(_read(file), channels=_channels(channels))
+    outcome = submission_from(read_input(file), channels=_channels(channels))
     if isinstance(outcome, Rejection):
         _echo_json(outcome.as_json(), indent=True)
         raise typer.Exit(1)
@@ -213,7 +199,7 @@ def replay(
     after = _load(rules, units, channels)
     known = _channels(channels)
     counts = {"submissions": 0, "unit_changed": 0, "rule_changed_same_unit": 0, "invalid": 0}
-    for number, raw in _lines(_read(file)):
+    for number, raw in _lines(read_input(file)):
         outcome = submission_from(raw, channels=known)
         if isinstance(outcome, Rejection):
             counts["invalid"] += 1
