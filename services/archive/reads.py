@@ -109,9 +109,21 @@ async def find_submission(store: ArchiveStore, key: str) -> Found | None:
     receipts = sorted({str(d["receipt_id"]) for d in events if d.get("receipt_id")} - {chain})
     if receipts:
         events += await store.chain_events(receipts)
-    events.sort(key=lambda d: (d.get("occurred_at"), d.get("submission_id") != chain, d["seq"]))
+    events.sort(key=_timeline_order)
     state = current(snapshots) or _state_from_events(chain, events)
     return Found(chain, state, events)
+
+
+def _timeline_order(doc: Document) -> tuple[Any, int, int]:
+    """Order a timeline by time, then by lifecycle stage, then by chain position.
+
+    Events are stamped to the millisecond (BSON dates), so a fast pipeline gives several events
+    of one submission the same instant; and the archive reads each topic on its own, so arrival
+    order (`seq`) may put a routed event before the acceptance it follows. The lifecycle stage
+    (received, accepted, routed, notified) breaks such ties the way they really happened.
+    """
+    status = STATUS_OF.get(str(doc.get("event_type")))
+    return doc.get("occurred_at"), RANK[status] if status else len(RANK), doc["seq"]
 
 
 def _state_from_events(chain: str, events: list[Document]) -> Document:

@@ -146,6 +146,28 @@ async def test_submission_by_reference_or_id_has_its_full_timeline_with_the_rece
     assert timeline[2]["prev_hash"] == timeline[1]["hash"]
 
 
+async def test_timeline_follows_the_lifecycle_when_events_arrive_out_of_order_in_one_instant(
+    running: tuple[KafkaBroker, httpx.AsyncClient],
+) -> None:
+    broker, client = running
+    sub = samples.submission()
+    instant = datetime.now(UTC).replace(microsecond=0)
+    lifecycle = [samples.accepted(sub), samples.routed(sub), samples.notified(sub)]
+    same_time = [e.model_copy(update={"occurred_at": instant}) for e in lifecycle]
+    for topic, event in zip(
+        (topics.NOTIFICATIONS, topics.ROUTED, topics.ACCEPTED), reversed(same_time), strict=True
+    ):
+        await _publish(broker, topic, samples.encode(event))
+    body = (await client.get(f"/v1/submissions/{sub.reference}", headers=AUTH)).json()
+    assert [e["event_type"] for e in body["timeline"]] == [
+        "submission.accepted",
+        "submission.routed",
+        "notification.sent",
+    ]
+    assert [e["seq"] for e in body["timeline"]] == [2, 1, 0]
+    assert body["submission"]["status"] == "notified"
+
+
 async def test_unknown_or_malformed_submission_key_gives_no_personal_data_back(
     running: tuple[KafkaBroker, httpx.AsyncClient],
 ) -> None:
