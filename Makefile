@@ -8,7 +8,7 @@ PY := $(ROOT)/.venv/bin/python
 INFRA := deploy/local/infra.sh
 PYTEST := $(ROOT)/.venv/bin/pytest
 
-.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv
+.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv dashboard-png
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -40,8 +40,11 @@ run: infra-up  ## bring up the infrastructure and every service, print where the
 deploy-check:  ## validate compose, Dockerfile, k8s manifests, Prometheus rules and the dashboard
 	deploy/check.sh
 
-demo: venv  ## send the samples through both doors of a running `make run`; show where each went
+demo: venv  ## send the samples and some broken inputs through both doors of a running `make run`; show where each went
 	$(PY) -m deploy.local.demo
+
+dashboard-png: venv  ## plot the dashboard's key queries from the Prometheus of a running `make run`
+	$(PY) -m deploy.local.dashboard_png
 
 lint: venv  ## ruff (lint + format check) and mypy strict
 	.venv/bin/ruff check .
