@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.notifier import handlers
 from services.notifier.delivery import Notifier
 from services.notifier.ledger import Ledger, MongoLedger
-from services.notifier.mailer import Mailer, SmtpMailer
+from services.notifier.mailer import Mailer, SmtpMailerPool
 from services.notifier.messages import Composer
 from services.notifier.settings import NotifierSettings
 from shared import events, logging, mongo, version
@@ -43,7 +43,7 @@ def build(
         checks["mongo"] = lambda: mongo.ping(client)
         on_shutdown.append(client.close)
     if mailer is None:
-        mailer = SmtpMailer(settings.smtp)
+        mailer = SmtpMailerPool(settings.smtp)
     on_shutdown.insert(0, mailer.close)
     release = version.current()
     notifier = Notifier(
@@ -54,6 +54,7 @@ def build(
         notifications_topic=settings.notifications_topic,
         hold_seconds=settings.kafka.hold_seconds,
         ledger_flush_every=settings.ledger_flush_every,
+        parallel=settings.smtp.connections,
     )
     runner = BatchRunner(
         broker, service=SERVICE, version=release, hold_seconds=settings.kafka.hold_seconds

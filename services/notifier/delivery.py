@@ -2,8 +2,9 @@
 
 For each batch: parse every event (a malformed one raises, and the batch runner dead-letters
 it), look up the whole batch in the ledger in one query, send the e-mails the ledger does not
-know over the mailer's one connection, record each outcome right after the server answered,
-and return the `notification.*` events for the caller to produce before the commit.
+know, several at a time over the mailer's pool of connections, record the outcomes in bulk
+right after the server answered, and return the `notification.*` events, in the batch's
+order, for the caller to produce before the commit.
 
 Exactly once as the unit sees it: a routed event whose e-mail is in the ledger is answered with
 its recorded outcome (`repeat=true`) and no e-mail. The one window for a second e-mail is a crash
@@ -72,8 +73,10 @@ class Notifier:
         notifications_topic: str,
         hold_seconds: float,
         ledger_flush_every: int = 50,
+        parallel: int = 1,
     ) -> None:
         self._composer = composer
+        self._parallel = max(1, parallel)
         self._flush_every = ledger_flush_every
         self._mailer = mailer
         self._ledger = ledger
@@ -88,33 +91,60 @@ class Notifier:
         routed = [parse(record) for record in records]
         keys = [notification_key(r.submission_id, r.payload.decision.unit) for r in routed]
         known = await self._ledger.find(list(dict.fromkeys(keys)))
+        fresh: dict[str, SubmissionRouted] = {}
+        for event, key in zip(routed, keys, strict=True):
+            if key not in known:
+                fresh.setdefault(key, event)  # the same event twice in one batch: one e-mail
+        sent = await self._send_all(fresh)
         outgoing: list[Outgoing] = []
-        writes: list[asyncio.Task[None]] = []
+        for event, key in zip(routed, keys, strict=True):
+            entry = known.get(key)
+            repeat = entry is not None
+            if entry is None:
+                entry = known[key] = sent[key]  # a later copy in this batch is a repeat
+            else:
+                metrics.LEDGER_HITS.labels(entry.unit).inc()
+            metrics.EMAILS.labels(entry.unit, "repeat" if repeat else entry.status).inc()
+            outgoing.append(self._outcome(event, entry, repeat=repeat))
+        return outgoing
+
+    async def _send_all(self, fresh: dict[str, SubmissionRouted]) -> dict[str, LedgerEntry]:
+        """Send every e-mail of `fresh` over `parallel` workers; return the outcomes by key.
+
+        Each worker stops at its first failure, and all are awaited before the first failure
+        is raised, so nothing is still sending once the batch is retried. Whatever was sent is
+        recorded in the ledger before this returns or raises, one bulk write per N e-mails
+        overlapping the next SMTP exchanges.
+        """
+        done: dict[str, LedgerEntry] = {}
         unrecorded: list[LedgerEntry] = []
+        writes: list[asyncio.Task[None]] = []
+        work = iter(fresh.items())  # shared: each item is taken by exactly one worker
+
+        async def worker() -> None:
+            nonlocal unrecorded
+            for key, event in work:
+                entry = done[key] = await self._send(event, key)
+                unrecorded.append(entry)
+                if len(unrecorded) >= self._flush_every:
+                    writes.append(asyncio.create_task(self._record(unrecorded)))
+                    unrecorded = []
+
         try:
-            for event, key in zip(routed, keys, strict=True):
-                entry = known.get(key)
-                repeat = entry is not None
-                if entry is None:
-                    entry = await self._send(event, key)
-                    known[key] = entry  # the same event twice in one batch is a repeat too
-                    unrecorded.append(entry)
-                    if len(unrecorded) >= self._flush_every:
-                        # One bulk write per N e-mails, overlapping the next SMTP exchanges;
-                        # all are awaited below, before anything is produced or committed.
-                        writes.append(asyncio.create_task(self._record(unrecorded)))
-                        unrecorded = []
-                else:
-                    metrics.LEDGER_HITS.labels(entry.unit).inc()
-                metrics.EMAILS.labels(entry.unit, "repeat" if repeat else entry.status).inc()
-                outgoing.append(self._outcome(event, entry, repeat=repeat))
+            workers = min(self._parallel, len(fresh))
+            failures = await asyncio.gather(
+                *(worker() for _ in range(workers)), return_exceptions=True
+            )
         finally:
             if unrecorded:
                 writes.append(asyncio.create_task(self._record(unrecorded)))
             if writes:
                 # Shielded: a shutdown mid-batch must not lose the record of e-mails already sent.
                 await asyncio.shield(asyncio.gather(*writes))
-        return outgoing
+        for failure in failures:
+            if isinstance(failure, BaseException):
+                raise failure
+        return done
 
     async def _send(self, event: SubmissionRouted, key: str) -> LedgerEntry:
         decision = event.payload.decision

@@ -1,4 +1,4 @@
-"""Sending e-mail: the `Mailer` port and its aiosmtplib adapter over one reused connection.
+"""Sending e-mail: the `Mailer` port, its aiosmtplib adapter, and a pool of reused connections.
 
 The mailer decides what an SMTP failure means, because only it sees where the failure happened:
 
@@ -196,3 +196,36 @@ class SmtpMailer:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
+
+
+class SmtpMailerPool:
+    """Up to `SmtpSettings.connections` reused connections, so e-mails go out side by side.
+
+    One SMTP session carries one message at a time, and every message waits a round trip or
+    more for the server's reply; a relay across the network takes tens of milliseconds each.
+    A few sessions in parallel multiply the rate without a connection per message. Sessions
+    open only when that many sends overlap: the most recently used one is taken first.
+    """
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self._idle: asyncio.LifoQueue[SmtpMailer] = asyncio.LifoQueue()
+        self._mailers = [SmtpMailer(settings) for _ in range(settings.connections)]
+        for mailer in reversed(self._mailers):
+            self._idle.put_nowait(mailer)
+
+    @property
+    def size(self) -> int:
+        """How many e-mails can be in flight at once."""
+        return len(self._mailers)
+
+    async def send(self, email: Email) -> SmtpReply:
+        """Send `email` over the first idle connection (waiting for one if all are busy)."""
+        mailer = await self._idle.get()
+        try:
+            return await mailer.send(email)
+        finally:
+            self._idle.put_nowait(mailer)
+
+    async def close(self) -> None:
+        """Say goodbye on every open connection."""
+        await asyncio.gather(*(mailer.close() for mailer in self._mailers))

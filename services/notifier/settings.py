@@ -29,6 +29,12 @@ class SmtpSettings(BaseModel):
     local_hostname: str | None = Field(
         default=None, description="Name sent in EHLO; default: this host's FQDN."
     )
+    connections: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="SMTP sessions kept open; a batch's e-mails go out over them in parallel.",
+    )
     idle_check_seconds: float = Field(
         default=30.0,
         ge=0,

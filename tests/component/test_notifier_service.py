@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from services.notifier.app import build
 from services.notifier.ledger import LedgerEntry
 from services.notifier.mailer import RefusedError, SmtpReply
 from services.notifier.messages import Email
-from services.notifier.settings import NotifierSettings
+from services.notifier.settings import NotifierSettings, SmtpSettings
 from shared import topics
 from shared.events import (
     ANY_EVENT,
@@ -77,14 +78,32 @@ class Harness:
         await self.broker.publish_batch(*bodies, topic=ROUTED)
 
 
+@dataclass
+class SlowMailer(FakeMailer):
+    """A `FakeMailer` whose server takes a while to answer, counting the sends in flight."""
+
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    async def send(self, email: Email) -> SmtpReply:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            return await super().send(email)
+        finally:
+            self.in_flight -= 1
+
+
 @asynccontextmanager
 async def notifier(
-    mailer: FakeMailer | None = None, *, hold_seconds: float = 5.0
+    mailer: FakeMailer | None = None, *, hold_seconds: float = 5.0, connections: int = 4
 ) -> AsyncIterator[Harness]:
     settings = NotifierSettings(
         kafka=KafkaSettings(hold_seconds=hold_seconds),
         routed_topic=ROUTED,
         notifications_topic=NOTIFICATIONS,
+        smtp=SmtpSettings(connections=connections),
     )
     harness_mailer, ledger = mailer or FakeMailer(), FakeLedger()
     app = build(settings, mailer=harness_mailer, ledger=ledger)
@@ -206,3 +225,32 @@ async def test_a_malformed_event_is_dead_lettered_and_the_rest_of_the_batch_goes
     assert len(h.dead) == 2
     assert all(isinstance(d, MessageDeadLettered) for d in h.dead)
     assert [o.submission_id for o in _sent(h.outcomes)] == [good.submission_id]
+
+
+def _batch(n: int) -> list[SubmissionRouted]:
+    return [support.routed({**support.ENGLISH_SAMPLE, "channel_ref": f"P-{i}"}) for i in range(n)]
+
+
+async def test_a_batch_goes_out_over_as_many_connections_as_configured_in_batch_order() -> None:
+    events = _batch(12)
+    for connections, expected in ((1, 1), (3, 3)):
+        mailer = SlowMailer()
+        async with notifier(mailer, connections=connections) as h:
+            await h.deliver(*events)
+        assert mailer.most_in_flight == expected
+        assert len(mailer.sent) == 12
+        assert [o.submission_id for o in _sent(h.outcomes)] == [e.submission_id for e in events]
+
+
+async def test_a_transient_failure_among_parallel_sends_resends_nothing_that_went_out() -> None:
+    events = _batch(10)
+    mailer = SlowMailer(script={4: ConnectionResetError(), 7: TimeoutError()})
+    async with notifier(mailer, connections=3) as h:
+        await h.deliver(*events)
+    ids = [e.message_id for e in mailer.sent]
+    assert len(ids) == len(set(ids)) == 10  # every e-mail exactly once, none after a failure
+    assert mailer.calls == 12
+    sent = _sent(h.outcomes)  # only the attempt that succeeded publishes
+    assert [o.submission_id for o in sent] == [e.submission_id for e in events]
+    assert 0 < sum(o.payload.repeat for o in sent) < 10  # sent before a failure: from the ledger
+    assert len(h.ledger.entries) == 10

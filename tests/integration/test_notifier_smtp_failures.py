@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from services.notifier.mailer import SmtpMailer
+from services.notifier.mailer import SmtpMailer, SmtpMailerPool
 from services.notifier.settings import SmtpSettings
 from shared.events import AnyEvent, NotificationFailed, NotificationSent, SubmissionRouted
 from shared.mongo import make_client
@@ -191,6 +191,31 @@ async def test_one_connection_carries_many_emails_and_a_dropped_one_is_replaced_
         assert _counter("sada_notifier_smtp_connections") == opened + 2
     finally:
         await mailer.close()
+        await sink.stop()
+    assert Counter(m["Message-ID"] for m in sink.mails(e.message_id for e in emails)) == {
+        e.message_id: 1 for e in emails
+    }
+
+
+async def test_a_pool_sends_side_by_side_over_at_most_its_connections_each_email_once(
+    tmp_path: Path,
+) -> None:
+    sink = OwnSink(tmp_path)
+    await sink.start()
+    pool = SmtpMailerPool(
+        SmtpSettings(host=infra.SMTP_HOST, port=sink.port, timeout=5.0, connections=3)
+    )
+    compose = support.composer().compose
+    emails = [compose(e) for e in _events(12)]
+    opened = _counter("sada_notifier_smtp_connections")
+    try:
+        await pool.send(emails[0])
+        assert _counter("sada_notifier_smtp_connections") == opened + 1  # one, while alone
+        replies = await asyncio.gather(*(pool.send(e) for e in emails[1:]))
+        assert {r.code for r in replies} == {250}
+        assert _counter("sada_notifier_smtp_connections") == opened + 3  # never more than 3
+    finally:
+        await pool.close()
         await sink.stop()
     assert Counter(m["Message-ID"] for m in sink.mails(e.message_id for e in emails)) == {
         e.message_id: 1 for e in emails
