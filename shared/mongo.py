@@ -6,13 +6,18 @@ streams, no TTL or partial indexes, no `$lookup`/`$facet`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
+from shared.retry import TransientError
 from shared.settings import MongoSettings
 
 Document = dict[str, Any]
+DUPLICATE_KEY: Final = 11000
 
 
 def make_client(settings: MongoSettings, *, app_name: str) -> AsyncMongoClient[Document]:
@@ -35,3 +40,29 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
     except Exception:
         return False
     return True
+
+
+async def insert_unordered(
+    collection: AsyncCollection[Document], docs: Sequence[Document]
+) -> set[int]:
+    """Insert every document that can be; return the indexes refused for a duplicate key.
+
+    Inserting first and reading only what a unique index refused is how Sada asks "is this
+    new?": FerretDB 1.24 answers every query, `_id` lookups included, by scanning the
+    collection, while an insert checks its unique indexes directly. Any other write error is a
+    property of the data (raised: the batch runner isolates it); a write-concern error is the
+    database's (transient).
+    """
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        details = exc.details
+        if details.get("writeConcernErrors"):
+            raise TransientError("write concern not satisfied") from exc
+        errors = details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {int(error["index"]) for error in errors}
+    return set()

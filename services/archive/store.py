@@ -21,14 +21,12 @@ from typing import Any, Literal, Protocol
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
 from services.archive.status import RecordType, Status
-from shared.retry import TransientError
+from shared.mongo import insert_unordered
 
 Document = dict[str, Any]
 
-DUPLICATE_KEY = 11000
 
 CHAIN_INDEX = IndexModel(
     [("submission_id", ASCENDING), ("seq", ASCENDING)], name="chain", unique=True
@@ -209,7 +207,7 @@ class MongoArchiveStore:
 
     async def insert_events(self, docs: Sequence[Document]) -> set[int]:
         """Insert `docs` unordered; return the indexes refused for a duplicate key."""
-        return await _insert_unordered(self.events, docs)
+        return await insert_unordered(self.events, docs)
 
     async def find_events(self, event_ids: Sequence[str]) -> dict[str, Document]:
         """Return the stored events (`_id`, `submission_id`, `seq`, `hash`) among `event_ids`."""
@@ -234,7 +232,7 @@ class MongoArchiveStore:
 
     async def insert_snapshots(self, docs: Sequence[Document]) -> None:
         """Insert status snapshots; one that already exists is left as it is."""
-        await _insert_unordered(self.submissions, docs)
+        await insert_unordered(self.submissions, docs)
 
     async def snapshots(self, chain_ids: Sequence[str]) -> list[Document]:
         """Return every snapshot of `chain_ids`."""
@@ -285,26 +283,3 @@ class MongoArchiveStore:
         """Yield every snapshot."""
         async for doc in self.submissions.find({}, batch_size=1000):
             yield doc
-
-
-async def _insert_unordered(
-    collection: AsyncCollection[Document], docs: Sequence[Document]
-) -> set[int]:
-    """Insert every document that can be; return the indexes refused for a duplicate key.
-
-    Any other write error is a property of the data (raised: the batch runner isolates it);
-    a write-concern error is the database's (transient).
-    """
-    if not docs:
-        return set()
-    try:
-        await collection.insert_many(list(docs), ordered=False)
-    except BulkWriteError as exc:
-        details = exc.details
-        if details.get("writeConcernErrors"):
-            raise TransientError("write concern not satisfied") from exc
-        errors = details.get("writeErrors", [])
-        if any(error.get("code") != DUPLICATE_KEY for error in errors):
-            raise
-        return {int(error["index"]) for error in errors}
-    return set()

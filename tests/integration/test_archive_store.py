@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from pymongo.errors import BulkWriteError
 
-from services.archive.store import DUPLICATE_KEY, MongoArchiveStore
-from shared.mongo import make_client
+from services.archive.store import MongoArchiveStore
+from shared.mongo import DUPLICATE_KEY, make_client
 from shared.settings import MongoSettings
 from tests import infra
 
