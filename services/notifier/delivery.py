@@ -1,10 +1,10 @@
 """Notifying a batch of routed submissions: ledger first, then SMTP, then the outcome events.
 
 For each batch: parse every event (a malformed one raises, and the batch runner dead-letters
-it), look up the whole batch in the ledger in one query, send the e-mails the ledger does not
-know, several at a time over the mailer's pool of connections, record the outcomes in bulk
-right after the server answered, and return the `notification.*` events, in the batch's
-order, for the caller to produce before the commit.
+it), claim the whole batch in the ledger in one write (reading back only the outcomes of keys
+claimed before), send the e-mails that have no outcome yet, several at a time over the mailer's
+pool of connections, record the outcomes in bulk right after the server answered, and return
+the `notification.*` events, in the batch's order, for the caller to produce before the commit.
 
 Exactly once as the unit sees it: a routed event whose e-mail is in the ledger is answered with
 its recorded outcome (`repeat=true`) and no e-mail. The one window for a second e-mail is a crash
@@ -90,7 +90,7 @@ class Notifier:
         """Notify each routed event in `records`; return the outcome events to produce."""
         routed = [parse(record) for record in records]
         keys = [notification_key(r.submission_id, r.payload.decision.unit) for r in routed]
-        known = await self._ledger.find(list(dict.fromkeys(keys)))
+        known = await self._ledger.claim(list(dict.fromkeys(keys)))
         fresh: dict[str, SubmissionRouted] = {}
         for event, key in zip(routed, keys, strict=True):
             if key not in known:

@@ -54,11 +54,14 @@ class FakeMailer:
 @dataclass
 class FakeLedger:
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
-    finds: int = 0
+    claimed: set[str] = field(default_factory=set)
+    claims: int = 0
 
-    async def find(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
-        self.finds += 1
-        return {key: self.entries[key] for key in keys if key in self.entries}
+    async def claim(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        self.claims += 1
+        before = self.claimed.intersection(keys)
+        self.claimed.update(keys)
+        return {key: self.entries[key] for key in before if key in self.entries}
 
     async def record_many(self, entries: Sequence[LedgerEntry]) -> None:
         for entry in entries:
@@ -149,7 +152,7 @@ async def test_the_same_event_three_times_in_one_batch_sends_one_email() -> None
         await h.deliver(event, event, event)
     assert len(h.mailer.sent) == 1
     assert [o.payload.repeat for o in _sent(h.outcomes)] == [False, True, True]
-    assert h.ledger.finds == 1  # one ledger query for the whole batch
+    assert h.ledger.claims == 1  # one ledger round trip for the whole batch
 
 
 async def test_a_batch_is_looked_up_once_and_each_email_recorded_with_its_outcome() -> None:
@@ -160,7 +163,7 @@ async def test_a_batch_is_looked_up_once_and_each_email_recorded_with_its_outcom
     ]
     async with notifier() as h:
         await h.deliver(*events)
-    assert h.ledger.finds == 1
+    assert h.ledger.claims == 1
     assert len(h.mailer.sent) == 3
     assert {e.status for e in h.ledger.entries.values()} == {"sent"}
     assert [o.submission_id for o in h.outcomes] == [e.submission_id for e in events]
