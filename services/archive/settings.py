@@ -58,9 +58,13 @@ class ArchiveSettings(ServiceSettings):
         description='Bearer tokens of the read API, JSON list: SADA_API_TOKENS=\'["t1","t2"]\'.',
     )
     head_cache_size: int = Field(
-        default=100_000,
+        # ~1 KB a chain (head, facts, timestamps): 20,000 is ~20 MB, about 100 s of traffic at
+        # 100 submissions/s, far more than the seconds between one submission's events, and
+        # keeps the service under its 150 MB budget. A miss costs one re-read of the head.
+        default=20_000,
         ge=0,
-        description="Chain heads kept in memory, so appending needs no database read.",
+        description="Chain heads kept in memory (~1 KB each), so appending needs no database "
+        "read; a chain pushed out is re-read when its next event comes.",
     )
     query_indexes: QueryIndexes = Field(
         default="auto",
