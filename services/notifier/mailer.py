@@ -213,11 +213,6 @@ class SmtpMailerPool:
         for mailer in reversed(self._mailers):
             self._idle.put_nowait(mailer)
 
-    @property
-    def size(self) -> int:
-        """How many e-mails can be in flight at once."""
-        return len(self._mailers)
-
     async def send(self, email: Email) -> SmtpReply:
         """Send `email` over the first idle connection (waiting for one if all are busy)."""
         mailer = await self._idle.get()
