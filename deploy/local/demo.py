@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -83,9 +84,8 @@ def broken(run: str) -> list[Input]:
     ]  # fmt: skip
 
 
-def expected(item: Input) -> Rejected:
+def expected(item: Input, channels: Collection[str]) -> Rejected:
     """Return what intake's own validation makes of a broken input."""
-    channels = load_channels(CONFIG_DIR / "channels.yaml")
     result = validate(item.body, channels=channels, now=datetime.now(UTC))
     if not isinstance(result, Rejected):
         raise SystemExit(f"demo: the broken input {item.what!r} would be accepted")
@@ -165,7 +165,8 @@ def main() -> None:
     """Send, wait and print where each submission went, and how each broken one was refused."""
     run = uuid.uuid4().hex[:6].upper()
     good, bad = load(run), broken(run)
-    refusals = {item: expected(item) for item in bad}
+    channels = load_channels(CONFIG_DIR / "channels.yaml")
+    refusals = {item: expected(item, channels) for item in bad}
     sids = [
         ids.submission_id(item.channel, json.loads(item.body)["channel_ref"], "") for item in good
     ]
