@@ -40,7 +40,7 @@ def accepted_events(run: str, count: int, topic: str) -> list[Outgoing]:
     ]
     rejected = [o for o in outgoing if o.topic != topic]
     if rejected:  # the samples are all valid; a rejection means the samples or intake changed
-        msg = f"{len(rejected)} workload submissions were rejected; check shared/samples"
+        msg = f"{len(rejected)} workload submissions were rejected; check deploy/samples"
         raise RuntimeError(msg)
     return outgoing
 

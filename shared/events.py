@@ -1,4 +1,4 @@
-"""The v1 event envelope and every internal event (DESIGN.md, "Event envelope").
+"""The v1 event envelope and every internal event (docs/design.md, "Event envelope").
 
 Each event type is its own frozen model with a literal `event_type`, so `AnyEvent` parses any
 of them by discriminator and FastStream's AsyncAPI document shows every payload in full.

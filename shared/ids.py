@@ -48,7 +48,7 @@ def reference(submission_id: str) -> str:
 
 
 def event_id(submission_id: str, event_type: str, discriminator: str = "") -> str:
-    """Return the UUIDv5 of submission id + event type + discriminator (DESIGN.md, envelope)."""
+    """Return the UUIDv5 of submission id + event type + discriminator (docs/design.md)."""
     return uuid5(_EVENT_PREFIX, f"{submission_id}\x1f{event_type}\x1f{discriminator}")
 
 

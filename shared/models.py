@@ -1,4 +1,4 @@
-"""Submission models of the v1 contract (DESIGN.md, "RawSubmission").
+"""Submission models of the v1 contract (docs/design.md, "RawSubmission").
 
 `RawSubmission` is what a channel sends and is validated strictly; `Submission` is the
 normalised, identified form every internal event carries. Both are frozen: an event's content

@@ -1,4 +1,4 @@
-"""Kafka topic names of the v1 contract (DESIGN.md, "Kafka topics").
+"""Kafka topic names of the v1 contract (docs/design.md, "Kafka topics").
 
 A breaking change to a payload gets a new `.v2` topic rather than a new meaning for an old one.
 """

@@ -97,7 +97,7 @@ def submission(raw: dict[str, Any], *, received_at: datetime | None = None) -> S
 
 
 def decide(sub: Submission) -> RoutingDecision:
-    """A stand-in for the router's default table (DESIGN.md, "Routing"), enough for samples."""
+    """A stand-in for the router's default table (docs/design.md, "Routing"), enough for samples."""
     units = load_units()
 
     def to(unit: str, rule: str, reason: str, *matched: Match) -> RoutingDecision:

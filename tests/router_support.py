@@ -11,10 +11,10 @@ from shared import events, ids
 from shared.models import Submission
 from tests.infra import ROOT
 
-SAMPLES = ROOT.parent / "shared" / "samples" / "submissions.jsonl"  # beside the repository
+SAMPLES = ROOT / "deploy" / "samples" / "submissions.jsonl"
 LO, VOC = "legislations_office", "voice_of_customer"
 
-# DESIGN.md's rules applied to each sample by hand (line number → unit, rule id).
+# docs/design.md's rules applied to each sample by hand (line number → unit, rule id).
 EXPECTED = {
     1: (LO, "legislation-reference"),
     2: (LO, "legislation-reference"),

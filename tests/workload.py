@@ -1,6 +1,6 @@
-"""Realistic workloads built from `../shared/samples`, and an independent routing oracle.
+"""Realistic workloads built from `deploy/samples`, and an independent routing oracle.
 
-The oracle re-states DESIGN.md's routing table in a dozen lines, deliberately without the
+The oracle re-states docs/design.md's routing table in a dozen lines, deliberately without the
 router's code, so an end-to-end check compares the system with the contract, not with itself.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.infra import ROOT
 
-SAMPLES = ROOT.parent / "shared" / "samples" / "submissions.jsonl"
+SAMPLES = ROOT / "deploy" / "samples" / "submissions.jsonl"
 LEGISLATIONS, VOC = "legislations_office", "voice_of_customer"
 MAILBOX = {LEGISLATIONS: "LegislationsOffice@moj.gov.sa", VOC: "voc@moj.gov.sa"}
 KEYWORDS_AR = [
@@ -52,7 +52,7 @@ def _normalise(text: str) -> str:
 
 
 def expected_unit(raw: dict[str, Any]) -> str:
-    """Return the unit DESIGN.md's default rules give (first match wins)."""
+    """Return the unit docs/design.md's default rules give (first match wins)."""
     if raw.get("legislation_ref"):
         return LEGISLATIONS
     if raw["channel"] in {"istitlaa", "legislation_questionnaire"}:

@@ -33,9 +33,7 @@ from shared.directory import CONFIG_DIR, load_channels
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = Path(os.environ.get("SADA_RUN_DIR", ROOT / ".run"))
-SAMPLES = Path(
-    os.environ.get("SADA_SAMPLES", ROOT.parent / "shared" / "samples" / "submissions.jsonl")
-)
+SAMPLES = Path(os.environ.get("SADA_SAMPLES", ROOT / "deploy" / "samples" / "submissions.jsonl"))
 INTAKE = "http://127.0.0.1:8001"
 ARCHIVE = "http://127.0.0.1:8004"
 ARCHIVE_TOKEN = os.environ.get("SADA_DEMO_ARCHIVE_TOKEN", "local-dev-token")

@@ -3,7 +3,7 @@
 `validate` never raises. It checks, in order of cost: the size (no parse beyond 256 KiB), the
 encoding (UTF-8), the syntax (JSON, at most `MAX_DEPTH` deep), the shape (an object) and the
 keys (no `$`, `.` or NUL anywhere, since the archive stores documents and keys are untrusted);
-then it normalises every string (DESIGN.md: NFC, C0/C1 controls removed except tab/newline in
+then it normalises every string (docs/design.md: NFC, C0/C1 controls removed except tab/newline in
 free text, bidi embeddings/overrides/isolates removed, trimmed) and validates the normalised
 document against the contract (`shared.models.RawSubmission`, strict JSON types) plus the rules
 the model cannot express: registered channel, e-mail, phone, national id, RFC 3339 timestamp
@@ -118,7 +118,7 @@ TEXT_FIELDS: Final = frozenset({"body", "answer", "question"})
 
 
 def normalise_text(text: str, *, multiline: bool = False) -> str:
-    r"""Return `text` normalised (DESIGN.md): controls and bidi overrides removed, NFC, trimmed.
+    r"""Return `text` normalised (docs/design.md): controls, bidi overrides removed; NFC; trimmed.
 
     Line endings become `\n` first, so CRLF text keeps its line breaks. In one-line fields
     (`multiline=False`) tabs and line breaks become spaces instead of vanishing.

@@ -19,7 +19,7 @@ from shared.directory import Unit
 from shared.events import Match, RoutingDecision
 from shared.models import Kind, Submission
 
-# DESIGN.md, "Routing": Arabic diacritics (U+064B–U+065F, U+0670) and tatweel (U+0640) go;
+# docs/design.md, "Routing": Arabic diacritics (U+064B–U+065F, U+0670) and tatweel (U+0640) go;
 # the alef forms, alef maqsura and ta marbuta fold. A regex plus str.replace is about twice as
 # fast as str.translate with a mapping on Arabic text.
 _REMOVED = re.compile("[\u064b-\u065f\u0670\u0640]+")
@@ -29,13 +29,13 @@ IDENTIFIER_FIELDS = frozenset({"legislation_ref", "survey_id", "topic"})
 """Fields whose value is an identifier, safe to quote in a reason; the others are text or
 personal data, so a reason only says they are present."""
 TEXT_FIELDS = ("subject", "body")
-"""Where keywords are searched (DESIGN.md: subject or body), in this order."""
+"""Where keywords are searched (docs/design.md: subject or body), in this order."""
 MEMO_LIMIT = 4096
 """Decisions kept per config; they differ only by rule and quoted identifiers, so few."""
 
 
 def normalise(text: str) -> str:
-    """Return `text` as keyword matching sees it (DESIGN.md, "Routing").
+    """Return `text` as keyword matching sees it (docs/design.md, "Routing").
 
     Arabic diacritics (U+064B–U+065F, U+0670) and tatweel removed; أ إ آ ٱ → ا; ى → ي; ة → ه;
     case-folded; runs of whitespace (newlines included) collapsed to one space and trimmed.

@@ -27,7 +27,7 @@ from shared.models import MAX_MESSAGE_BYTES
 
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 CHANNELS = frozenset(load_channels())
-SAMPLES = Path("/work/shared/samples/submissions.jsonl")
+SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples" / "submissions.jsonl"
 ABSENT = object()
 
 ARABIC = {

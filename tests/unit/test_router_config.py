@@ -1,4 +1,4 @@
-"""Loading routing.yaml: the shipped file is DESIGN.md's table; bad files name file:line:problem."""
+"""Loading routing.yaml: the shipped file is docs/design.md's table; bad files name file:line."""
 
 from __future__ import annotations
 

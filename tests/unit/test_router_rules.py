@@ -176,7 +176,7 @@ def test_rule_order_in_the_file_is_the_order_of_evaluation(tmp_path: Path) -> No
     assert decide(sub, reordered).rule_id == "keywords-first"
 
 
-# --- normalisation (DESIGN.md, "Routing") --------------------------------------------------
+# --- normalisation (docs/design.md, "Routing") --------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -226,7 +226,7 @@ def test_text_variants_still_match_the_keywords(body: str) -> None:
 
 
 def test_folds_beyond_design_md_are_not_applied() -> None:
-    # DESIGN.md does not fold ئ to ي: "لايحه" is a different word to the matcher.
+    # docs/design.md does not fold ئ to ي: "لايحه" is a different word to the matcher.
     assert decide(submission(body="ملاحظاتي على مسوده لايحه الخبراء"), RULES).rule_id == "default"
 
 
