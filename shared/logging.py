@@ -1,5 +1,10 @@
 """structlog set-up: JSON lines when not on a TTY, and personal data scrubbed before rendering.
 
+On a terminal, or under `make run` (which sets `SADA_LOG_JSON=false` and `FORCE_COLOR=1`), lines
+are rendered by structlog's console renderer, coloured unless `NO_COLOR` is set: the common
+conventions, so no extra setting. Every library logger (FastStream, aiokafka, uvicorn) goes
+through the same root handler and therefore looks the same as Sada's own lines.
+
 The scrubber is the last line of defence, not the first: handlers bind ids, channels and
 reason codes only. It drops keys that name personal data and masks e-mail addresses, phone
 and id numbers in any string value, so a careless `log.info(..., text=body)` leaks nothing.
@@ -8,9 +13,10 @@ and id numbers in any string value, so a careless `log.info(..., text=body)` lea
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -49,9 +55,17 @@ def _render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
     return orjson.dumps(event_dict, default=str).decode()
 
 
+def use_colors(environ: Mapping[str, str], *, tty: bool) -> bool:
+    """Return whether console lines are coloured: `NO_COLOR`, else `FORCE_COLOR`, else a TTY."""
+    if environ.get("NO_COLOR"):
+        return False
+    return bool(environ.get("FORCE_COLOR")) or tty
+
+
 def configure(service: str, *, level: str = "INFO", json: bool | None = None) -> None:
     """Configure structlog and the standard library (FastStream, aiokafka, uvicorn) alike."""
-    as_json = (not sys.stderr.isatty()) if json is None else json
+    tty = sys.stderr.isatty()
+    as_json = (not tty) if json is None else json
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -60,7 +74,11 @@ def configure(service: str, *, level: str = "INFO", json: bool | None = None) ->
         structlog.processors.format_exc_info,
         scrub_personal_data,
     ]
-    renderer: Any = _render_json if as_json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        _render_json
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=use_colors(os.environ, tty=tty))
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -76,6 +94,11 @@ def configure(service: str, *, level: str = "INFO", json: bool | None = None) ->
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # FastStream gives its "faststream" logger a handler of its own and stops propagation, so its
+    # lines (consumer assignments among them) would skip this format, JSON included.
+    faststream = logging.getLogger("faststream")
+    faststream.handlers.clear()
+    faststream.propagate = True
     root.setLevel(level.upper())
     # The Kafka client logs every reconnect attempt; one line per outage is enough for us.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))

@@ -1,7 +1,10 @@
 """`make run`: create the topics, say where everything listens, then run every process.
 
 The processes are declared in `deploy/local/Procfile` and run by honcho, so one Ctrl-C stops
-them all; the infrastructure (`deploy/local/infra.sh`) keeps running until `make infra-down`.
+them all; each runs under `deploy/local/supervise.py`, so a crashed service is restarted with
+backoff while the others keep running. Logs are for a person here: coloured console lines, not
+the JSON a log pipeline wants in production. The infrastructure (`deploy/local/infra.sh`) keeps
+running until `make infra-down`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ Sada is starting. Where everything listens (127.0.0.1 only):
   Kafka          127.0.0.1:9092          FerretDB  mongodb://127.0.0.1:27017/
   SMTP sink      127.0.0.1:1025          mail stored in {RUN / "mail"} (Maildir)
   logs           {RUN / "logs"} (infrastructure); services log to this terminal
-Try `make demo` in another terminal. Ctrl-C stops the services.
+Try `make demo` in another terminal. A crashed service restarts; Ctrl-C stops them all.
 """
 
 
@@ -39,7 +42,8 @@ def main() -> None:
     honcho = str(ROOT / ".venv" / "bin" / "honcho")
     procfile = str(ROOT / "deploy" / "local" / "Procfile")
     os.chdir(ROOT)
-    os.execv(honcho, [honcho, "-f", procfile, "-d", str(ROOT), "start"])
+    env = {"SADA_LOG_JSON": "false", "FORCE_COLOR": "1", **os.environ}
+    os.execve(honcho, [honcho, "-f", procfile, "-d", str(ROOT), "start"], env)
 
 
 if __name__ == "__main__":

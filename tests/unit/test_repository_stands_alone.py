@@ -12,11 +12,7 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.infra import ROOT
-
-pytestmark = pytest.mark.unit
 
 # `../x` reached from the repository root, or an absolute path of a workstation.
 OUTSIDE = re.compile(r"(?<![\w.])\.\./shared\b|ROOT\.parent\b|/work/(?:shared|main)\b")
