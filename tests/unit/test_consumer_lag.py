@@ -48,29 +48,31 @@ class FakeReader:
         self.commits = {P0: 10, P1: -1}
         self.down = False
         self.closed = 0
+        self.calls: list[str] = []
 
-    def _check(self) -> None:
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
         if self.down:
             raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9092)]")
 
     async def partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
-        self._check()
+        self._call("partitions")
         return [tp for tp in self.end if tp.topic in topics]
 
     async def committed(
         self, group_id: str, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int]:
-        self._check()
+        self._call("committed")
         return {tp: self.commits.get(tp, -1) for tp in partitions}
 
     async def end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        self._check()
+        self._call("end_offsets")
         return {tp: self.end[tp] for tp in partitions}
 
     async def start_offsets(
         self, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int]:
-        self._check()
+        self._call("start_offsets")
         return dict.fromkeys(partitions, 0)
 
     async def close(self) -> None:
@@ -102,6 +104,17 @@ async def test_a_stuck_group_shows_growing_lag_and_an_unchanged_commit() -> None
     assert _gauge("sada_consumer_lag", "unit-stuck", 1) == 9
     assert _gauge("sada_consumer_committed_offset", "unit-stuck", 0) == 10
     assert _gauge("sada_consumer_committed_offset", "unit-stuck", 1) == 0
+
+
+async def test_a_check_asks_each_offset_once_and_the_log_start_only_without_a_commit() -> None:
+    reader = FakeReader()
+    monitor = LagMonitor(reader, service="unit-calls", group_id="g", topics=[T], interval=15)
+    await monitor.check()
+    assert reader.calls == ["partitions", "committed", "end_offsets", "start_offsets"]
+    reader.commits[P1] = 4
+    reader.calls.clear()
+    await monitor.check()
+    assert reader.calls == ["partitions", "committed", "end_offsets"]
 
 
 async def test_a_broker_outage_is_counted_and_the_monitor_recovers() -> None:
