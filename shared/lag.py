@@ -303,8 +303,10 @@ class LagMonitor:
 
     async def _run(self) -> None:
         while True:
-            await self.tick()
+            # Sleep first: at start-up the broker may still be loading the group's coordinator,
+            # and a service's first seconds are no time for a warning.
             await asyncio.sleep(self._interval)
+            await self.tick()
 
 
 def lag_monitor(
