@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream._internal.types import CustomCallable
@@ -27,7 +27,7 @@ from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from faststream.kafka.publisher.state import RealProducer
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.security import SASLScram512
-from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client import REGISTRY, Counter
 
 from shared import events, ids, topics
 from shared.logging import get_logger
@@ -51,12 +51,6 @@ COMMIT_FAILURES = Counter(
     "sada_commit_failures_total",
     "Offset commits that failed (the batch is redelivered; effects are idempotent).",
     ["service", "topic"],
-)
-
-LAG = Gauge(
-    "sada_consumer_lag",
-    "Records behind the partition's high watermark after the last committed batch.",
-    ["service", "topic", "partition"],
 )
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -323,19 +317,3 @@ class BatchRunner:
             # A rebalance or a coordinator outage: the batch will be seen again, harmlessly.
             COMMIT_FAILURES.labels(self._service, topic).inc()
             log.warning("offset commit failed", topic=topic, error=type(exc).__name__)
-            return
-        self._record_lag(msg)
-
-    def _record_lag(self, msg: KafkaMessage) -> None:
-        """Publish consumer lag per partition, so no external exporter is needed for alerts."""
-        consumer = msg.consumer
-        highwater = getattr(consumer, "highwater", None)
-        if highwater is None:  # the in-memory test consumer has no watermarks
-            return
-        last: dict[tuple[str, int], int] = {}
-        for record in records_of(msg):
-            last[(record.topic, record.partition)] = record.offset
-        for (topic, partition), offset in last.items():
-            mark = highwater(TopicPartition(topic, partition))
-            if mark is not None:
-                LAG.labels(self._service, topic, str(partition)).set(max(0, mark - offset - 1))

@@ -37,6 +37,12 @@ class KafkaSettings(BaseModel):
         gt=0,
         description="How long a batch retries a transient failure before it is fetched again.",
     )
+    lag_interval_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="Consumer lag is measured from the broker (committed vs end offsets) "
+        "every N seconds, so a stuck consumer's lag grows (0 = never).",
+    )
 
 
 class MongoSettings(BaseModel):

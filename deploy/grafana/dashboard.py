@@ -251,10 +251,16 @@ def build() -> dash.Dashboard:
         .with_panel(
             series(
                 "Consumer lag per service",
-                "Records each consumer group is behind, summed over partitions, per topic.",
+                "Records each consumer group is behind, measured from the broker (end minus"
+                " committed offset), summed over partitions, per topic. Every replica measures"
+                " the whole group, so each partition counts once (max).",
                 unit="short",
             ).with_target(
-                query("sum by (service, topic) (sada_consumer_lag)", "{{service}} ← {{topic}}")
+                query(
+                    "sum by (service, topic) "
+                    "(max by (service, topic, partition) (sada_consumer_lag))",
+                    "{{service}} ← {{topic}}",
+                )
             )
         )
         .with_panel(

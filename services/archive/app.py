@@ -13,6 +13,7 @@ from services.archive.store import ArchiveStore, MongoArchiveStore
 from shared import logging, version
 from shared.http import create_app, serve
 from shared.kafka import make_broker
+from shared.lag import lag_monitor
 from shared.mongo import make_client
 
 SERVICE = handlers.SERVICE
@@ -43,6 +44,9 @@ def build(
     archiver = Archiver(store, settings.topics, cache_size=settings.head_cache_size)
     handlers.register(broker, settings, archiver)
     sweeper = Sweeper(store, settings.verify_interval_seconds)
+    lag = lag_monitor(
+        settings.kafka, service=SERVICE, group_id=settings.group_id, topics=settings.topics.all()
+    )
     ready = store
 
     async def prepare() -> None:
@@ -62,8 +66,8 @@ def build(
         version=version.current(),
         broker=broker,
         checks={"mongo": store.ping},
-        on_startup=[prepare, sweeper.start],
-        on_shutdown=[sweeper.stop, close],
+        on_startup=[prepare, sweeper.start, lag.start],
+        on_shutdown=[lag.stop, sweeper.stop, close],
         description=DESCRIPTION,
     )
     api.install(app, store, settings)

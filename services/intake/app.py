@@ -17,6 +17,7 @@ from shared.directory import load_channels
 from shared.events import Producer
 from shared.http import create_app, serve
 from shared.kafka import BatchRunner, make_broker
+from shared.lag import lag_monitor
 
 SERVICE = "intake"
 
@@ -36,10 +37,18 @@ def build(settings: IntakeSettings, *, broker: KafkaBroker | None = None) -> Fas
         broker, settings=settings, runner=runner, channels=channels, producer=producer
     )
 
+    lag = lag_monitor(
+        settings.kafka,
+        service=SERVICE,
+        group_id=settings.group_id,
+        topics=(settings.submissions_topic,),
+    )
     app = create_app(
         service=SERVICE,
         version=release,
         broker=broker,
+        on_startup=[lag.start],
+        on_shutdown=[lag.stop],
         description=(__doc__ or "") + "\n\nSee `POST /v1/submissions`.",
     )
     app.include_router(

@@ -14,6 +14,7 @@ from shared import events, logging, mongo, version
 from shared.directory import load_channels, load_units
 from shared.http import Check, create_app, serve
 from shared.kafka import BatchRunner, make_broker
+from shared.lag import lag_monitor
 
 SERVICE = "notifier"
 
@@ -60,12 +61,16 @@ def build(
         broker, service=SERVICE, version=release, hold_seconds=settings.kafka.hold_seconds
     )
     handlers.register(broker, settings, notifier, runner)
+    lag = lag_monitor(
+        settings.kafka, service=SERVICE, group_id=settings.group_id, topics=(settings.routed_topic,)
+    )
     app = create_app(
         service=SERVICE,
         version=release,
         broker=broker,
         checks=checks,
-        on_shutdown=on_shutdown,
+        on_startup=[lag.start],
+        on_shutdown=[lag.stop, *on_shutdown],
         description=__doc__ or "",
     )
     app.state.broker = broker

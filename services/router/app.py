@@ -16,6 +16,7 @@ from shared import events, logging, version
 from shared.config import ConfigError
 from shared.http import create_app, serve
 from shared.kafka import BatchRunner, make_broker
+from shared.lag import lag_monitor
 
 RULES_INFO = Info("sada_routing_rules", "The rule file in force: its path, version and size.")
 log = logging.get_logger(__name__)
@@ -40,7 +41,20 @@ def build(settings: RouterSettings, *, config: RoutingConfig | None = None) -> F
     RULES_INFO.info(
         {"path": str(routing.path), "version": routing.version, "rules": str(len(routing.rules))}
     )
-    app = create_app(service=SERVICE, version=release, broker=broker, description=__doc__ or "")
+    lag = lag_monitor(
+        settings.kafka,
+        service=SERVICE,
+        group_id=settings.group_id,
+        topics=(settings.accepted_topic,),
+    )
+    app = create_app(
+        service=SERVICE,
+        version=release,
+        broker=broker,
+        on_startup=[lag.start],
+        on_shutdown=[lag.stop],
+        description=__doc__ or "",
+    )
     app.state.broker = broker
     app.state.routing = routing
 
