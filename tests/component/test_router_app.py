@@ -66,7 +66,10 @@ async def test_accepted_samples_are_routed_to_their_units_with_explanation(wired
         assert decision.reason
         assert routed.submission_id == sub.submission_id
         assert routed.correlation_id == f"c-{sub.submission_id}"
-        assert routed.event_id == ids.event_id(sub.submission_id, "submission.routed", version)
+        upstream = accepted(sub).event_id
+        assert routed.event_id == ids.event_id(
+            sub.submission_id, "submission.routed", f"{version}:{upstream}"
+        )
         assert routed.producer.service == "router"
     assert wired.deadletters == []
 
