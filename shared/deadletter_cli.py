@@ -275,7 +275,8 @@ async def _redrive(
                     f"{source.topic} and the dead letter's copy is truncated or lossy"
                 )
                 continue
-            size = f"{len(original.value)} bytes from the {original.origin}"
+            origin = "record" if original.origin == "source" else "dead letter's copy"
+            size = f"{len(original.value)} bytes: the {origin}"
             if not yes:
                 done += 1
                 typer.echo(f"would redrive {event.event_id}: {where} -> {source.topic} ({size})")

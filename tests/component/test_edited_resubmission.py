@@ -1,25 +1,39 @@
-"""An edited resubmission (same channel reference, new content) through intake, router,
-notifier and archive: the audit trail keeps both decisions, the unit gets one e-mail per unit."""
+"""Submissions seen twice through intake, router, notifier and archive.
+
+An edited resubmission (same channel reference, new content): the audit trail keeps both
+decisions, a unit gets one e-mail per submission. A refused notification re-sent as the
+SadaNotificationsFailing runbook says: sent once to the fixed mailbox, both outcomes archived.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from services.archive.archiver import Archiver
+from services.archive.projection import current
 from services.archive.settings import ArchiveTopics
 from services.intake.outcomes import Destinations, outcome_of
+from services.notifier.mailer import RefusedError
+from services.notifier.messages import notification_key
 from services.router import config as rules_config
 from services.router.routing import routed_event
 from shared import events
 from shared.directory import load_channels
-from shared.events import NotificationSent, SubmissionAccepted, SubmissionRouted
+from shared.events import (
+    NotificationFailed,
+    NotificationSent,
+    SubmissionAccepted,
+    SubmissionRouted,
+)
 from tests import notifier_support as support
 from tests.archive_samples import record
 from tests.component.archive_fake import InMemoryArchiveStore
-from tests.component.test_notifier_service import notifier
+from tests.component.test_notifier_service import FakeMailer, notifier
 
 TOPICS = ArchiveTopics()
 PRODUCER = events.Producer(service="test", version="1")
@@ -115,3 +129,52 @@ async def test_a_replay_of_the_same_content_under_the_same_rules_keeps_every_id(
         await h.deliver(_routed(first))
         await h.deliver(_routed(again))
     assert len({o.event_id for o in h.outcomes}) == 1
+
+
+@pytest.fixture
+def wrong_units(tmp_path: Path) -> Path:
+    """units.yaml with a mistyped Voice of the Customer mailbox."""
+    units = Path(rules_config.UNITS_PATH).read_text("utf-8")
+    wrong = tmp_path / "units.yaml"
+    wrong.write_text(units.replace("voc@moj.gov.sa", "vox@moj.gov.sa"), "utf-8")
+    return wrong
+
+
+async def test_a_refused_notification_is_resent_by_the_runbook_and_archived(
+    wrong_units: Path,
+) -> None:
+    """SadaNotificationsFailing's procedure: a replay alone sends nothing; after the mailbox is
+    fixed, deleting the ledger entry and re-publishing the accepted event sends it once."""
+    accepted = _accepted(support.ENGLISH_SAMPLE)
+    routed = routed_event(accepted, rules_config.load(units_path=wrong_units), PRODUCER)
+    mailer = FakeMailer(script={1: RefusedError(550, "5.1.1 no such mailbox: vox")})
+    async with notifier(mailer) as h:
+        await h.deliver(routed)
+        await h.deliver(routed)  # "replay the routed event": the ledger answers, nothing is sent
+        assert mailer.calls == 1
+        key = notification_key(routed.submission_id, "voice_of_customer")
+        del h.ledger.entries[key]  # the runbook's deleteOne on sada_notifier.ledger
+        rerouted = _routed(accepted)  # the accepted event published again, fixed units.yaml
+        await h.deliver(rerouted)
+    assert [e.recipient for e in mailer.sent] == ["voc@moj.gov.sa"]
+    failed, repeat, sent = h.outcomes
+    assert isinstance(failed, NotificationFailed)
+    assert isinstance(sent, NotificationSent)
+    assert repeat.event_id == failed.event_id
+    store = await _archive(
+        (TOPICS.accepted, accepted),
+        (TOPICS.routed, routed),
+        *((TOPICS.notifications, outcome) for outcome in h.outcomes),
+        (TOPICS.routed, rerouted),
+    )
+    archived = [d["event_type"] for d in sorted(store.events.values(), key=lambda d: d["seq"])]
+    assert archived == [
+        "submission.accepted",
+        "submission.routed",
+        "notification.failed",
+        "notification.sent",
+    ]
+    assert sent.payload.mailbox == "voc@moj.gov.sa"
+    state = current(list(store.submissions.values()))
+    assert state is not None
+    assert state["status"] == "notified"

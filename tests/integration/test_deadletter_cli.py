@@ -208,7 +208,7 @@ def test_a_record_gone_from_its_topic_is_redriven_from_the_dead_letters_complete
     copies = [r for r in asyncio.run(_all(names.source)) if r.value == b'{"x": 1}']
     assert [(c.key, c.value) for c in copies] == [(KEY, b'{"x": 1}')]
     assert f"redriven {other.event_id}" in out
-    assert "from the deadletter" in out
+    assert "8 bytes: the dead letter's copy" in out
 
 
 def test_redrive_needs_a_selection(runner: CliRunner) -> None:
