@@ -7,12 +7,15 @@ reaching Kafka through `SADA_KAFKA__BOOTSTRAP_SERVERS` as an operator's shell wo
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from services.archive.records import read
@@ -20,7 +23,9 @@ from services.archive.settings import ArchiveTopics
 from shared import events, ids
 from shared.cli import app
 from shared.kafka import Record
+from tests import archive_samples as samples
 from tests import infra
+from tests.integration import archive_support as archive
 from tests.integration.test_router_kafka import create_topics, end_offsets, partitions_of
 
 PRODUCER = events.Producer(service="router", version="test")
@@ -215,3 +220,67 @@ def test_redrive_needs_a_selection(runner: CliRunner) -> None:
     result = runner.invoke(app, ["deadletter", "redrive"])
     assert result.exit_code == 2
     assert "say which dead letters" in result.stderr
+
+
+async def test_the_archive_keeps_the_redrive_and_ignores_the_redriven_copy() -> None:
+    """A routed event the notifier dead-lettered, redriven by `sada` as an operator runs it."""
+    names = await archive.private_topics()
+    settings = archive.settings_for(names)
+    client = archive.mongo(settings)
+    db = client[settings.mongo.database]
+    sub = samples.submission()
+    routed = samples.routed(sub)
+    try:
+        async with archive.running(settings) as api, archive.Producer() as kafka:
+            spot = await kafka.send(names.routed, samples.encode(routed), sub.submission_id)
+            source = events.SourcePosition(
+                topic=names.routed, partition=spot.partition, offset=spot.offset
+            )
+            letter = dead_letter(source, raw=samples.encode(routed), error="OSError: disk full")
+            await kafka.send(names.deadletter, samples.encode(letter), letter.submission_id)
+
+            async def both() -> bool:
+                return await db.events.count_documents({}) == 2
+
+            await archive.eventually(both)
+            code, out = await _sada_process(
+                "deadletter", "redrive", letter.event_id, "--yes",
+                "--deadletter-topic", names.deadletter,
+            )  # fmt: skip
+            assert code == 0, out
+            assert f"redriven {letter.event_id}: {names.routed}:" in out
+
+            async def redrive_archived() -> bool:
+                return await db.events.count_documents({"event_type": "message.redriven"}) == 1
+
+            await archive.eventually(redrive_archived)
+            chain = await api.get(f"/v1/submissions/{letter.submission_id}", headers=archive.AUTH)
+            timeline = [e["event_type"] for e in chain.json()["timeline"]]
+            assert timeline == ["message.deadlettered", "message.redriven"]
+            verify = f"/v1/submissions/{letter.submission_id}/verify"
+            assert (await api.get(verify, headers=archive.AUTH)).json()["ok"] is True
+
+            async def copy_seen() -> bool:  # the archive read the copy: its duplicate counter
+                return _duplicates(names.routed) >= 1
+
+            await archive.eventually(copy_seen)
+            assert await db.events.count_documents({"_id": routed.event_id}) == 1
+    finally:
+        await client.drop_database(settings.mongo.database)
+        await client.close()
+
+
+def _duplicates(topic: str) -> float:
+    return REGISTRY.get_sample_value("sada_archive_duplicates_total", {"topic": topic}) or 0.0
+
+
+async def _sada_process(*args: str) -> tuple[int, str]:
+    """Run the `sada` command in its own process, as an operator would."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from shared.cli import main; main()", *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "SADA_KAFKA__BOOTSTRAP_SERVERS": infra.KAFKA},
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from typer.testing import CliRunner
 
 from services.archive.records import read
 from services.archive.settings import ArchiveTopics
 from services.archive.status import RecordType, Status
 from shared import deadletters, events, ids, topics
+from shared.cli import app
 from shared.deadletters import BadTimeError, Original, Selection, parse_moment
 from tests.archive_samples import PRODUCER, dead_letter, encode, record
 
@@ -100,3 +104,25 @@ def test_the_redrive_event_is_one_per_copy_on_the_dead_letters_chain_and_archive
     entry = read(record(topics.DEADLETTER, encode(event)), ArchiveTopics())
     assert (entry.event_type, entry.chain_id) == ("message.redriven", letter.submission_id)
     assert (entry.facts.record, entry.facts.status) == (RecordType.DEADLETTER, Status.DEADLETTERED)
+
+
+def test_the_help_documents_list_show_and_redrive() -> None:
+    result = CliRunner().invoke(app, ["deadletter", "--help"])
+    assert result.exit_code == 0
+    for command in ("list", "show", "redrive"):
+        assert f"│ {command} " in result.stdout
+    help_of = {
+        c: CliRunner().invoke(app, ["deadletter", c, "--help"]).stdout for c in ("list", "redrive")
+    }
+    for option in ("--topic", "--reason", "--since", "--until"):
+        assert option in help_of["list"]
+        assert option in help_of["redrive"]
+    assert "--json" in help_of["list"]
+    assert "--yes" in help_of["redrive"]
+    assert "dry run" in help_of["redrive"]
+
+
+def test_the_cli_module_does_not_import_kafka_until_a_command_runs() -> None:
+    code = "import sys, shared.deadletter_cli; print('aiokafka' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
