@@ -121,13 +121,17 @@ def list_(
     since: SinceOption = None,
     until: UntilOption = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON event per line instead of the table.")
+        bool,
+        typer.Option("--json", help="Whole events (raw bytes included), one JSON per line."),
     ] = False,
     deadletter_topic: FromOption = topics.DEADLETTER,
 ) -> None:
-    """List dead letters (id, time, service, source position, error); never the raw bytes.
+    """List dead letters: id, time, service, source position and error.
 
-    Example: sada deadletter list --topic feedback.routed.v1 --reason ValidationError --since 2h
+    The table leaves out the raw bytes (they may hold personal data);
+    --json prints each event whole instead, one per line.
+
+    Example: sada deadletter list --topic feedback.routed.v1 --since 2h
     """
     from shared import deadletter_kafka as kafka
     from shared.deadletters import HEADER, row
@@ -159,7 +163,7 @@ def show(
     event_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's event id.")],
     deadletter_topic: FromOption = topics.DEADLETTER,
 ) -> None:
-    """Print one dead letter whole (JSON, raw bytes included), where it is, and its redrives."""
+    """Print one dead letter whole (raw bytes included) as JSON, with its redrives."""
     import orjson
 
     from shared import deadletter_kafka as kafka
@@ -208,10 +212,13 @@ def redrive(
 ) -> None:
     """Re-publish selected dead letters to their source topic; a dry run unless --yes.
 
-    Select by IDs and/or the filters of `list` (at least one). Each copy is recorded as a
-    `message.redriven` event on the dead-letter topic (archived). A dead letter redriven before
-    is skipped unless --again. Safe to repeat: every service's effects are idempotent on
-    content-derived ids (docs/operations.md, "Dead letters").
+    Select by IDs and/or the filters of `list` (at least one). Each copy
+    is recorded as a `message.redriven` event on the dead-letter topic,
+    which the archive keeps. A dead letter redriven before is skipped
+    unless --again. Safe to repeat: every service's effects are idempotent
+    on content-derived ids (docs/operations.md, "Dead letters").
+
+    Example: sada deadletter redrive --topic feedback.routed.v1 --since 2h
     """
     selection = _selection(ids, topic, reason, service, since, until)
     if selection.empty:
