@@ -291,16 +291,19 @@ async def _redrive(
             target = await client.publish(
                 source.topic, original.value, key=original.key, headers=original.headers
             )
+            copied = f"{target.topic}:{target.partition}:{target.offset}"
             audit = redriven_event(event, original, target, producer)
-            await client.publish(
-                deadletter_topic,
-                audit.model_dump_json().encode(),
-                key=audit.submission_id.encode(),
-                headers=[("content-type", b"application/json")],
-            )
+            try:
+                await client.publish(
+                    deadletter_topic,
+                    audit.model_dump_json().encode(),
+                    key=audit.submission_id.encode(),
+                    headers=[("content-type", b"application/json")],
+                )
+            except Exception:
+                # The copy is out but unrecorded: say where, so the audit gap can be explained.
+                typer.echo(f"redriven {event.event_id} to {copied}, but not recorded:", err=True)
+                raise
             done += 1
-            typer.echo(
-                f"redriven {event.event_id}: {where} -> "
-                f"{target.topic}:{target.partition}:{target.offset} ({size})"
-            )
+            typer.echo(f"redriven {event.event_id}: {where} -> {copied} ({size})")
     return done, skipped, lost, missing
