@@ -26,7 +26,9 @@ from shared import topics
 from shared.cli_io import fail
 
 if TYPE_CHECKING:
+    from shared.deadletter_kafka import Kafka
     from shared.deadletters import Selection
+    from shared.events import MessageDeadLettered
     from shared.settings import KafkaSettings
 
 app = typer.Typer(
@@ -246,18 +248,9 @@ async def _redrive(
     redriven, and the ids asked for that were not found.
     """
     from shared import deadletter_kafka as kafka
-    from shared import version
-    from shared.deadletters import from_dead_letter, redriven_event
-    from shared.events import MessageDeadLettered, MessageRedriven, Producer
+    from shared.events import MessageDeadLettered
 
-    producer = Producer(service="deadletter-cli", version=version.current())
-    # First pass: which dead letters were redriven before (ids only: small, whatever the topic).
-    before: dict[str, int] = {}
-    async with aclosing(kafka.scan(settings, deadletter_topic)) as records:
-        async for _position, event in records:
-            if isinstance(event, MessageRedriven):
-                key = event.payload.deadletter_event_id
-                before[key] = before.get(key, 0) + 1
+    before = await _redriven_before(settings, deadletter_topic)
     done = skipped = lost = 0
     missing = set(selection.ids)
     async with (
@@ -268,42 +261,68 @@ async def _redrive(
             if not isinstance(event, MessageDeadLettered) or not selection.matches(event):
                 continue
             missing.discard(event.event_id)
-            source = event.payload.source
-            where = f"{source.topic}:{source.partition}:{source.offset}"
             if event.event_id in before and not again:
                 skipped += 1
-                typer.echo(f"skip {event.event_id} ({where}): redriven {before[event.event_id]}x")
-                continue
-            original = await client.original(source) or from_dead_letter(event)
-            if original is None:
-                lost += 1
-                typer.echo(
-                    f"cannot redrive {event.event_id} ({where}): the record is gone from "
-                    f"{source.topic} and the dead letter's copy is truncated or lossy"
-                )
-                continue
-            origin = "record" if original.origin == "source" else "dead letter's copy"
-            size = f"{len(original.value)} bytes: the {origin}"
-            if not yes:
+                typer.echo(f"skip {event.event_id}: redriven {before[event.event_id]}x before")
+            elif await _redrive_one(client, event, deadletter_topic, yes=yes):
                 done += 1
-                typer.echo(f"would redrive {event.event_id}: {where} -> {source.topic} ({size})")
-                continue
-            target = await client.publish(
-                source.topic, original.value, key=original.key, headers=original.headers
-            )
-            copied = f"{target.topic}:{target.partition}:{target.offset}"
-            audit = redriven_event(event, original, target, producer)
-            try:
-                await client.publish(
-                    deadletter_topic,
-                    audit.model_dump_json().encode(),
-                    key=audit.submission_id.encode(),
-                    headers=[("content-type", b"application/json")],
-                )
-            except Exception:
-                # The copy is out but unrecorded: say where, so the audit gap can be explained.
-                typer.echo(f"redriven {event.event_id} to {copied}, but not recorded:", err=True)
-                raise
-            done += 1
-            typer.echo(f"redriven {event.event_id}: {where} -> {copied} ({size})")
+            else:
+                lost += 1
     return done, skipped, lost, missing
+
+
+async def _redriven_before(settings: KafkaSettings, deadletter_topic: str) -> dict[str, int]:
+    """Return how many times each dead letter was redriven (ids only: small, whatever the topic)."""
+    from shared import deadletter_kafka as kafka
+    from shared.events import MessageRedriven
+
+    before: dict[str, int] = {}
+    async with aclosing(kafka.scan(settings, deadletter_topic)) as records:
+        async for _position, event in records:
+            if isinstance(event, MessageRedriven):
+                key = event.payload.deadletter_event_id
+                before[key] = before.get(key, 0) + 1
+    return before
+
+
+async def _redrive_one(
+    client: Kafka, letter: MessageDeadLettered, deadletter_topic: str, *, yes: bool
+) -> bool:
+    """Re-publish one dead letter's original and record it (or say it would); False if lost."""
+    from shared import version
+    from shared.deadletters import from_dead_letter, redriven_event
+    from shared.events import Producer
+
+    source = letter.payload.source
+    where = f"{source.topic}:{source.partition}:{source.offset}"
+    original = await client.original(source) or from_dead_letter(letter)
+    if original is None:
+        typer.echo(
+            f"cannot redrive {letter.event_id} ({where}): the record is gone from "
+            f"{source.topic} and the dead letter's copy is truncated or lossy"
+        )
+        return False
+    origin = "record" if original.origin == "source" else "dead letter's copy"
+    size = f"{len(original.value)} bytes: the {origin}"
+    if not yes:
+        typer.echo(f"would redrive {letter.event_id}: {where} -> {source.topic} ({size})")
+        return True
+    target = await client.publish(
+        source.topic, original.value, key=original.key, headers=original.headers
+    )
+    copied = f"{target.topic}:{target.partition}:{target.offset}"
+    producer = Producer(service="deadletter-cli", version=version.current())
+    audit = redriven_event(letter, original, target, producer)
+    try:
+        await client.publish(
+            deadletter_topic,
+            audit.model_dump_json().encode(),
+            key=audit.submission_id.encode(),
+            headers=[("content-type", b"application/json")],
+        )
+    except Exception:
+        # The copy is out but unrecorded: say where, so the audit gap can be explained.
+        typer.echo(f"redriven {letter.event_id} to {copied}, but not recorded:", err=True)
+        raise
+    typer.echo(f"redriven {letter.event_id}: {where} -> {copied} ({size})")
+    return True
