@@ -61,7 +61,7 @@ def event_mix(run: str, n: int, names: ArchiveTopics) -> list[Outgoing]:
                 smtp_code=250,
                 smtp_reply="2.0.0 Message accepted for delivery",
             ),
-            discriminator=decision.unit,
+            discriminator=f"{routed.event_id}:{decision.unit}",
             producer=NOTIFIER,
             correlation_id=routed.correlation_id,
         )

@@ -119,6 +119,23 @@ class DeadLetterPayload(Frozen):
     error: str = Field(description="Error type and message.")
     raw: str = Field(description="The raw bytes as text (invalid UTF-8 replaced), truncated.")
     raw_size_bytes: int = Field(description="Size of the raw message before truncation.")
+    key: str | None = Field(
+        default=None, description="The message's Kafka key as text, if it had one (for redrive)."
+    )
+
+
+class RedrivePayload(Frozen):
+    """An operator re-published a dead-lettered message to its source topic (`sada deadletter`)."""
+
+    deadletter_event_id: str = Field(description="The `message.deadlettered` event redriven.")
+    source: SourcePosition = Field(description="Where the message was first read from.")
+    target: SourcePosition = Field(description="Where the re-published copy was written.")
+    raw_sha256: str = Field(description="SHA-256 of the bytes re-published.")
+    raw_size_bytes: int = Field(description="Size of the bytes re-published.")
+    raw_from: Literal["source", "deadletter"] = Field(
+        description="`source`: the original record, still in its topic; `deadletter`: the raw "
+        "text the dead letter carried (used only when it is complete)."
+    )
 
 
 class SubmissionAccepted(Envelope):
@@ -163,13 +180,21 @@ class MessageDeadLettered(Envelope):
     payload: DeadLetterPayload
 
 
+class MessageRedriven(Envelope):
+    """`message.redriven` on `feedback.deadletter.v1`, on the dead letter's chain."""
+
+    event_type: Literal["message.redriven"] = "message.redriven"
+    payload: RedrivePayload
+
+
 AnyEvent = Annotated[
     SubmissionAccepted
     | SubmissionRejected
     | SubmissionRouted
     | NotificationSent
     | NotificationFailed
-    | MessageDeadLettered,
+    | MessageDeadLettered
+    | MessageRedriven,
     Field(discriminator="event_type"),
 ]
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

@@ -287,6 +287,7 @@ class BatchRunner:
                 error=f"{type(exc).__name__}: {exc}"[:2000],
                 raw=events.raw_text(raw),
                 raw_size_bytes=len(raw),
+                key=events.raw_text(record.key) if record.key is not None else None,
             ),
             discriminator=self._service,
             producer=self._producer,

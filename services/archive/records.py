@@ -7,6 +7,7 @@
 - A raw receipt (`feedback.submissions.v1`) has no submission id yet; it becomes a
   `submission.received` entry keyed by its Kafka position (`ids.position_id`). Intake's
   accepted/rejected events carry that position as `payload.source`, which links the two chains.
+- A `message.redriven` event (`sada deadletter redrive`) goes on its dead letter's chain.
 - A record on the dead-letter topic that is not a dead-letter event is archived as
   `message.unreadable` instead of being dead-lettered again, which would loop forever.
 - Any other record that is not a v1 event raises `UnreadableRecordError`: the batch runner sends
@@ -44,6 +45,7 @@ STATUS_OF: Final[dict[str, Status]] = {
     "notification.sent": Status.NOTIFIED,
     "notification.failed": Status.NOTIFICATION_FAILED,
     "message.deadlettered": Status.DEADLETTERED,
+    "message.redriven": Status.DEADLETTERED,  # the copy makes its own chain; this one stays
     RECEIVED: Status.RECEIVED,
     UNREADABLE: Status.DEADLETTERED,
 }
@@ -174,7 +176,7 @@ def _facts(event: events.AnyEvent, topics: ArchiveTopics) -> Facts:
         case events.NotificationSent() | events.NotificationFailed():
             unit = _safe(event.payload.unit)
             return Facts(record=RecordType.SUBMISSION, status=status, unit=unit)
-        case events.MessageDeadLettered():
+        case events.MessageDeadLettered() | events.MessageRedriven():
             from_receipt = event.payload.source.topic == topics.submissions
             record = RecordType.RECEIPT if from_receipt else RecordType.DEADLETTER
             return Facts(record=record, status=status)

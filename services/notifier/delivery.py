@@ -218,7 +218,9 @@ class Notifier:
                 attempts=entry.attempts,
                 repeat=repeat,
             ),
-            discriminator=entry.unit,
+            # The routed event's id is content-aware: the outcome of an edited resubmission's
+            # decision is a new event (a repeat, with nothing sent), not a copy of the first.
+            discriminator=f"{event.event_id}:{entry.unit}",
             producer=self._producer,
             correlation_id=event.correlation_id,
         )

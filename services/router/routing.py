@@ -44,8 +44,10 @@ def routed_event(
 ) -> events.SubmissionRouted:
     """Return the `submission.routed` event for an accepted one.
 
-    Its `event_id` is derived from the submission and `rules_version`, so a redelivery or a
-    replay under the same rules yields the same id, and a rule change a new one.
+    Its `event_id` is derived from the submission, `rules_version` and the accepted event's id
+    (itself derived from the submission's content), so a redelivery or a replay of the same
+    content under the same rules yields the same id, while a rule change or an edited
+    resubmission (same submission id, new content) yields a new one, which the archive keeps.
     """
     submission = accepted.payload.submission
     return events.build(
@@ -53,7 +55,7 @@ def routed_event(
         submission_id=submission.submission_id,
         reference=submission.reference,
         payload=events.RoutedPayload(submission=submission, decision=decide(submission, config)),
-        discriminator=config.version,
+        discriminator=f"{config.version}:{accepted.event_id}",
         producer=producer,
         correlation_id=accepted.correlation_id,
     )

@@ -66,7 +66,10 @@ async def test_accepted_samples_are_routed_to_their_units_with_explanation(wired
         assert decision.reason
         assert routed.submission_id == sub.submission_id
         assert routed.correlation_id == f"c-{sub.submission_id}"
-        assert routed.event_id == ids.event_id(sub.submission_id, "submission.routed", version)
+        upstream = accepted(sub).event_id
+        assert routed.event_id == ids.event_id(
+            sub.submission_id, "submission.routed", f"{version}:{upstream}"
+        )
         assert routed.producer.service == "router"
     assert wired.deadletters == []
 
@@ -74,12 +77,13 @@ async def test_accepted_samples_are_routed_to_their_units_with_explanation(wired
 async def test_a_malformed_accepted_event_is_dead_lettered_and_the_rest_routed(
     wired: Wired,
 ) -> None:
-    await wired.broker.publish(b'{"event_type": "submission.accepted"}', ACCEPTED)
+    await wired.broker.publish(b'{"event_type": "submission.accepted"}', ACCEPTED, key=b"k-1")
     await wired.broker.publish(accepted(samples()[0]).model_dump_json().encode(), ACCEPTED)
     assert len(wired.deadletters) == 1
     dead = wired.deadletters[0].payload
     assert (dead.service, dead.source.topic) == ("router", ACCEPTED)
     assert dead.error.startswith("ValidationError")
+    assert dead.key == "k-1"  # kept, so `sada deadletter redrive` can restore it
     assert [r.payload.decision.rule_id for r in wired.routed] == ["legislation-reference"]
 
 

@@ -154,8 +154,9 @@ async def test_accepted_samples_are_routed_with_unit_explanation_and_ids() -> No
         assert (decision.unit, decision.rule_id) == EXPECTED[line]
         assert decision.mailbox == rules.units[decision.unit].mailbox
         assert decision.rules_version == rules.version
+        upstream = accepted(sub, correlation_id=f"corr-{line}").event_id
         assert routed.event_id == ids.event_id(
-            sub.submission_id, "submission.routed", rules.version
+            sub.submission_id, "submission.routed", f"{rules.version}:{upstream}"
         )
         assert routed.correlation_id == f"corr-{line}"
         assert routed.reference == sub.reference

@@ -62,7 +62,9 @@ def test_the_routed_event_keeps_ids_and_correlation_and_is_replay_stable() -> No
         route(event.model_dump_json().encode()).outgoing[0].value
     )
     assert first.event_id == again.event_id
-    assert first.event_id == ids.event_id(sub.submission_id, "submission.routed", RULES.version)
+    assert first.event_id == ids.event_id(
+        sub.submission_id, "submission.routed", f"{RULES.version}:{event.event_id}"
+    )
     assert (first.submission_id, first.reference) == (sub.submission_id, sub.reference)
     assert first.correlation_id == "corr-123"
     assert first.producer == PRODUCER
@@ -76,6 +78,16 @@ def test_a_rule_change_gives_the_routed_event_a_new_id(tmp_path: Path) -> None:
     event = accepted(samples()[0])
     before = routing.routed_event(event, RULES, PRODUCER)
     after = routing.routed_event(event, other, PRODUCER)
+    assert before.event_id != after.event_id
+
+
+def test_an_edited_resubmission_gives_the_routed_event_a_new_id() -> None:
+    sub = samples()[0]
+    edited = sub.model_copy(update={"body": f"{sub.body} (edited)"})
+    first, second = accepted(sub), accepted(edited).model_copy(update={"event_id": "other"})
+    assert first.submission_id == second.submission_id
+    before = routing.routed_event(first, RULES, PRODUCER)
+    after = routing.routed_event(second, RULES, PRODUCER)
     assert before.event_id != after.event_id
 
 
