@@ -43,6 +43,7 @@ STATUS_OF: Final[dict[str, Status]] = {
     "submission.routed": Status.ROUTED,
     "notification.sent": Status.NOTIFIED,
     "notification.failed": Status.NOTIFICATION_FAILED,
+    "notification.deferred": Status.NOTIFICATION_DEFERRED,
     "message.deadlettered": Status.DEADLETTERED,
     RECEIVED: Status.RECEIVED,
     UNREADABLE: Status.DEADLETTERED,
@@ -171,7 +172,9 @@ def _facts(event: events.AnyEvent, topics: ArchiveTopics) -> Facts:
                 channel=_safe(event.payload.channel),
                 receipt_id=_position(event.payload.source),
             )
-        case events.NotificationSent() | events.NotificationFailed():
+        case (
+            events.NotificationSent() | events.NotificationFailed() | events.NotificationDeferred()
+        ):
             unit = _safe(event.payload.unit)
             return Facts(record=RecordType.SUBMISSION, status=status, unit=unit)
         case events.MessageDeadLettered():
