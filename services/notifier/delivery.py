@@ -144,6 +144,7 @@ class Notifier:
         """Send every e-mail of `fresh` over `parallel` workers; return the outcomes by key.
 
         None as an outcome: the recipient refused for now, and the notification is parked.
+
         Each worker stops at its first failure, and all are awaited before the first failure
         is raised, so nothing is still sending once the batch is retried. Whatever was sent is
         recorded in the ledger before this returns or raises, one bulk write per N e-mails
