@@ -111,6 +111,16 @@ class NotificationPayload(Frozen):
     )
 
 
+class DeferredPayload(NotificationPayload):
+    """A notification whose recipient kept refusing it for now (4xx): parked, retried later."""
+
+    deferred_since: datetime = Field(description="When the recipient first refused it (UTC).")
+    next_attempt_at: datetime = Field(description="When the next delivery attempt is due (UTC).")
+    give_up_at: datetime = Field(
+        description="When, still refused, it becomes `notification.failed` (UTC)."
+    )
+
+
 class DeadLetterPayload(Frozen):
     """A message a service could not decode or handle for a non-transient reason."""
 
@@ -173,6 +183,17 @@ class NotificationFailed(Envelope):
     payload: NotificationPayload
 
 
+class NotificationDeferred(Envelope):
+    """`notification.deferred` on `feedback.notifications.v1`: the recipient refuses for now.
+
+    Published once per notification, when its recipient's temporary refusals (450/451/452 to
+    RCPT TO) outlast the retry budget; a `notification.sent` (or `.failed`) follows later.
+    """
+
+    event_type: Literal["notification.deferred"] = "notification.deferred"
+    payload: DeferredPayload
+
+
 class MessageDeadLettered(Envelope):
     """`message.deadlettered` on `feedback.deadletter.v1`."""
 
@@ -193,6 +214,7 @@ AnyEvent = Annotated[
     | SubmissionRouted
     | NotificationSent
     | NotificationFailed
+    | NotificationDeferred
     | MessageDeadLettered
     | MessageRedriven,
     Field(discriminator="event_type"),

@@ -30,19 +30,30 @@ def create_app(
     checks: Mapping[str, Check] | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
+    on_stop: Sequence[Hook] = (),
+    after_start: Sequence[Hook] = (),
     description: str = "",
 ) -> FastAPI:
-    """Return the service's FastAPI app, with the broker's life tied to the app's."""
+    """Return the service's FastAPI app, with the broker's life tied to the app's.
+
+    `after_start` hooks run once the broker is up. At shutdown `on_stop` hooks run first, while
+    the broker can still produce; then the broker stops (the batch in hand gets
+    `KafkaSettings.graceful_seconds`); then `on_shutdown`.
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for hook in on_startup:
             await hook()
         await broker.start()
+        for hook in after_start:
+            await hook()
         log.info("service started", version=version)
         try:
             yield
         finally:
+            for hook in on_stop:
+                await hook()
             await broker.stop()
             for hook in on_shutdown:
                 await hook()

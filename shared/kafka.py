@@ -85,7 +85,7 @@ def make_broker(settings: KafkaSettings, *, service: str, **extra: Any) -> Kafka
         max_batch_size=settings.max_batch_size,
         client_id=f"sada-{service}",
         security=security,
-        graceful_timeout=30.0,
+        graceful_timeout=settings.graceful_seconds,
         # FastStream's own lines ("Received", "Processed") go through the root handler as JSON;
         # per-batch they are debug detail, our handlers log the outcome.
         logger=logging.getLogger("faststream.sada"),
@@ -115,7 +115,7 @@ def batch_subscriber(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         # A held batch rewinds well before this, so the group never evicts a patient consumer.
-        max_poll_interval_ms=max(300_000, int(settings.hold_seconds * 3000)),
+        max_poll_interval_ms=int(settings.max_poll_interval_seconds * 1000),
         decoder=raw_batch_decoder,
         parser=parser,
         description=description,

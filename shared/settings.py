@@ -43,6 +43,21 @@ class KafkaSettings(BaseModel):
         description="Consumer lag is measured from the broker (committed vs end offsets) "
         "every N seconds, so a stuck consumer's lag grows (0 = never).",
     )
+    graceful_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="How long a stopping service waits for the batch in hand before cancelling "
+        "it; the platform's grace period (terminationGracePeriodSeconds) must exceed it.",
+    )
+
+    @property
+    def max_poll_interval_seconds(self) -> float:
+        """The consumer's max.poll.interval: the longest one batch may take.
+
+        Past it the group evicts the member; a held batch rewinds well before (every hold is
+        shorter).
+        """
+        return max(300.0, self.hold_seconds * 3)
 
 
 class MongoSettings(BaseModel):

@@ -17,6 +17,7 @@ size changes, so write it atomically -- temp file + rename; a missing file means
 
     {"tempfail": true}                      -> 451 4.3.0 to MAIL FROM and RCPT TO
     {"reject_rcpt": ["bad@example.org"]}    -> 550 5.1.1 to those recipients (case-insensitive)
+    {"full_rcpt": ["voc@moj.gov.sa"]}       -> 452 4.2.2 (mailbox full) to those recipients only
 
 A control file that cannot be parsed is reported in the log and the previous settings stay in
 force, so a test that rewrites the file non-atomically never sees a half-read state.
@@ -46,6 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TEMPFAIL_REPLY = "451 4.3.0 Temporary failure (sink tempfail mode)"
 REJECT_RCPT_REPLY = "550 5.1.1 Mailbox unavailable"
+FULL_RCPT_REPLY = "452 4.2.2 Mailbox full, try again later"
 OK_REPLY = "250 OK"
 DATA_OK_REPLY = "250 2.0.0 Message accepted for delivery"
 
@@ -56,6 +58,7 @@ class Faults:
 
     tempfail: bool = False
     reject_rcpt: frozenset[str] = frozenset()
+    full_rcpt: frozenset[str] = frozenset()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Faults:
@@ -66,10 +69,13 @@ class Faults:
         tempfail = data.get("tempfail", False)
         if not isinstance(tempfail, bool):
             raise ValueError('"tempfail" must be true or false')
-        reject: object = data.get("reject_rcpt", [])
-        if not isinstance(reject, list) or not all(isinstance(a, str) for a in reject):
-            raise ValueError('"reject_rcpt" must be a list of strings')
-        return cls(tempfail=tempfail, reject_rcpt=frozenset(a.casefold() for a in reject))
+        lists: dict[str, frozenset[str]] = {}
+        for name in ("reject_rcpt", "full_rcpt"):
+            addresses: object = data.get(name, [])
+            if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+                raise ValueError(f'"{name}" must be a list of strings')
+            lists[name] = frozenset(a.casefold() for a in addresses)
+        return cls(tempfail=tempfail, **lists)
 
 
 class ControlFile:
@@ -104,9 +110,10 @@ class ControlFile:
             self._stamp = stamp
             self._faults = faults
             LOG.info(
-                "fault injection: tempfail=%s reject_rcpt=%d address(es)",
+                "fault injection: tempfail=%s reject_rcpt=%d full_rcpt=%d address(es)",
                 faults.tempfail,
                 len(faults.reject_rcpt),
+                len(faults.full_rcpt),
             )
         return self._faults
 
@@ -144,12 +151,16 @@ class MaildirHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        """Answer RCPT TO: 451 in tempfail mode, 550 for a rejected recipient, else accept."""
+        """Answer RCPT TO: 451 in tempfail mode, 550 for a rejected recipient, 452 for a full
+        mailbox, else accept.
+        """
         faults = self._control.current()
         if faults.tempfail:
             return TEMPFAIL_REPLY
         if address.casefold() in faults.reject_rcpt:
             return REJECT_RCPT_REPLY
+        if address.casefold() in faults.full_rcpt:
+            return FULL_RCPT_REPLY
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return OK_REPLY

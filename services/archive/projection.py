@@ -25,7 +25,7 @@ from typing import Any
 
 from services.archive.chain import EMPTY, Anchor, Head
 from services.archive.records import Entry
-from services.archive.status import RANK, RecordType, Status
+from services.archive.status import RANK, RecordType, Status, rank_of
 
 Document = dict[str, Any]
 
@@ -206,9 +206,9 @@ def current(snapshots: Iterable[Mapping[str, Any]]) -> Document | None:
 
 def snapshot_order(snapshot: Mapping[str, Any]) -> tuple[int, int]:
     """Return what makes a snapshot current: the highest (rank, revision) wins."""
-    rank, revision = snapshot.get("rank"), snapshot.get("revision", 0)
+    revision = snapshot.get("revision", 0)
     return (
-        rank if isinstance(rank, int) else -1,
+        rank_of(snapshot.get("status"), snapshot.get("rank")),
         revision if isinstance(revision, int) else 0,
     )
 

@@ -44,6 +44,7 @@ STATUS_OF: Final[dict[str, Status]] = {
     "submission.routed": Status.ROUTED,
     "notification.sent": Status.NOTIFIED,
     "notification.failed": Status.NOTIFICATION_FAILED,
+    "notification.deferred": Status.NOTIFICATION_DEFERRED,
     "message.deadlettered": Status.DEADLETTERED,
     "message.redriven": Status.DEADLETTERED,  # the copy makes its own chain; this one stays
     RECEIVED: Status.RECEIVED,
@@ -173,7 +174,9 @@ def _facts(event: events.AnyEvent, topics: ArchiveTopics) -> Facts:
                 channel=_safe(event.payload.channel),
                 receipt_id=_position(event.payload.source),
             )
-        case events.NotificationSent() | events.NotificationFailed():
+        case (
+            events.NotificationSent() | events.NotificationFailed() | events.NotificationDeferred()
+        ):
             unit = _safe(event.payload.unit)
             return Facts(record=RecordType.SUBMISSION, status=status, unit=unit)
         case events.MessageDeadLettered() | events.MessageRedriven():

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+
 from fastapi import FastAPI
 
 from services.notifier import handlers
-from services.notifier.delivery import Notifier
+from services.notifier.deferred import DeferredQueue, MongoDeferredQueue
+from services.notifier.delivery import Notifier, Schedule
 from services.notifier.ledger import Ledger, MongoLedger
 from services.notifier.mailer import Mailer, SmtpMailerPool
 from services.notifier.messages import Composer
-from services.notifier.settings import NotifierSettings
+from services.notifier.retrier import Clock, Retrier
+from services.notifier.settings import RETRIER_STOP_SECONDS, NotifierSettings
 from shared import events, logging, mongo, version
 from shared.directory import load_channels, load_units
-from shared.http import Check, create_app, serve
-from shared.kafka import BatchRunner, make_broker
+from shared.http import Check, Hook, create_app, serve
+from shared.kafka import BatchRunner, Outgoing, make_broker, produce_all
 from shared.lag import lag_monitor
 
 SERVICE = "notifier"
@@ -31,32 +36,63 @@ def composer_for(settings: NotifierSettings) -> Composer:
 
 
 def build(
-    settings: NotifierSettings, *, mailer: Mailer | None = None, ledger: Ledger | None = None
+    settings: NotifierSettings,
+    *,
+    mailer: Mailer | None = None,
+    ledger: Ledger | None = None,
+    queue: DeferredQueue | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    """Return the notifier app; tests pass in-memory `mailer`/`ledger` instead of the real ones."""
+    """Return the notifier app; tests pass in-memory `mailer`/`ledger`/`queue` instead."""
     composer = composer_for(settings)
     broker = make_broker(settings.kafka, service=SERVICE)
     checks: dict[str, Check] = {}
-    on_shutdown = []
-    if ledger is None:
+    on_shutdown: list[Hook] = []
+    if ledger is None or queue is None:
         client = mongo.make_client(settings.mongo, app_name=SERVICE)
-        ledger = MongoLedger(client, settings.mongo.database)
+        ledger = ledger or MongoLedger(client, settings.mongo.database)
+        queue = queue or MongoDeferredQueue(client, settings.mongo.database)
         checks["mongo"] = lambda: mongo.ping(client)
         on_shutdown.append(client.close)
     if mailer is None:
         mailer = SmtpMailerPool(settings.smtp)
-    on_shutdown.insert(0, mailer.close)
     release = version.current()
+    deferral = settings.deferral
     notifier = Notifier(
         composer=composer,
         mailer=mailer,
         ledger=ledger,
+        queue=queue,
         producer=events.Producer(service=SERVICE, version=release),
         notifications_topic=settings.notifications_topic,
-        hold_seconds=settings.kafka.hold_seconds,
+        ledger_write_seconds=settings.ledger_write_seconds,
+        schedule=Schedule(
+            park_after_seconds=deferral.park_after_seconds,
+            retry_initial_seconds=deferral.retry_initial_seconds,
+            retry_max_seconds=deferral.retry_max_seconds,
+            give_up_seconds=deferral.give_up_seconds,
+        ),
         ledger_flush_every=settings.ledger_flush_every,
         parallel=settings.smtp.connections,
     )
+
+    async def publish(outgoing: Sequence[Outgoing]) -> None:
+        await produce_all(broker, outgoing)
+
+    retrier = Retrier(
+        notifier=notifier,
+        queue=queue,
+        ledger=ledger,
+        publish=publish,
+        poll_seconds=deferral.poll_seconds,
+        lease_seconds=deferral.lease_seconds,
+        publish_seconds=settings.kafka.hold_seconds,
+        **({"clock": clock} if clock else {}),
+    )
+    # Shutdown order: the retrier ends its attempt while Kafka can still take the outcome; the
+    # broker gives the batch in hand its graceful timeout; ledger writes still in flight are
+    # awaited; only then do the mail and database connections close (settings.shutdown_seconds).
+    on_shutdown[:0] = [partial(notifier.drain, settings.drain_seconds), mailer.close]
     runner = BatchRunner(
         broker, service=SERVICE, version=release, hold_seconds=settings.kafka.hold_seconds
     )
@@ -70,11 +106,14 @@ def build(
         broker=broker,
         checks=checks,
         on_startup=[lag.start],
+        after_start=[retrier.start],
+        on_stop=[partial(retrier.stop, RETRIER_STOP_SECONDS)],
         on_shutdown=[lag.stop, *on_shutdown],
         description=__doc__ or "",
     )
     app.state.broker = broker
     app.state.notifier = notifier
+    app.state.retrier = retrier
     return app
 
 

@@ -10,22 +10,30 @@ Exactly once as the unit sees it: a routed event whose e-mail is in the ledger i
 its recorded outcome (`repeat=true`) and no e-mail. The one window for a second e-mail is a crash
 between the server's acceptance and the ledger write; that repeat carries the same Message-ID,
 so the unit's mail system can recognise it (docs/notifier.md).
+
+A recipient that refuses for now (4xx to RCPT TO) does not hold the batch: its notification is
+parked in the deferred queue (`services/notifier/deferred.py`) before the batch commits, gets no
+outcome yet, and is retried on a schedule by the retrier; every other e-mail goes out as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import aiosmtplib
 
 from services.notifier import metrics
+from services.notifier.deferred import DeferredItem, DeferredQueue, wait_after
 from services.notifier.ledger import Ledger, LedgerEntry, Status
-from services.notifier.mailer import Mailer, RefusedError, SmtpReply
-from services.notifier.messages import Composer, notification_key
+from services.notifier.mailer import DeferredError, Mailer, RefusedError, SmtpReply
+from services.notifier.messages import Composer, message_id, notification_key
 from shared import events
 from shared.events import (
+    DeferredPayload,
+    NotificationDeferred,
     NotificationFailed,
     NotificationPayload,
     NotificationSent,
@@ -60,6 +68,16 @@ def retry_kind(exc: BaseException) -> str:
     return "other"
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How a refused recipient is retried (`DeferralSettings`, in what the notifier needs)."""
+
+    park_after_seconds: float = 180.0
+    retry_initial_seconds: float = 5.0
+    retry_max_seconds: float = 300.0
+    give_up_seconds: float = 5 * 24 * 3600.0
+
+
 class Notifier:
     """Turns routed events into at most one e-mail each, and reports every outcome."""
 
@@ -69,20 +87,26 @@ class Notifier:
         composer: Composer,
         mailer: Mailer,
         ledger: Ledger,
+        queue: DeferredQueue,
         producer: events.Producer,
         notifications_topic: str,
-        hold_seconds: float,
+        ledger_write_seconds: float,
+        schedule: Schedule | None = None,
         ledger_flush_every: int = 50,
         parallel: int = 1,
     ) -> None:
         self._composer = composer
+        self._queue = queue
+        self.schedule = schedule or Schedule()
+        # Ledger writes of e-mails already sent, awaited at shutdown before MongoDB closes.
+        self._writes: set[asyncio.Task[None]] = set()
         self._parallel = max(1, parallel)
         self._flush_every = ledger_flush_every
         self._mailer = mailer
         self._ledger = ledger
         self._producer = producer
         self._topic = notifications_topic
-        self._hold_seconds = hold_seconds
+        self._ledger_write_seconds = ledger_write_seconds
         # Transient failures per notification, so the outcome says how many attempts it took.
         self._failures: dict[str, int] = {}
 
@@ -90,10 +114,14 @@ class Notifier:
         """Notify each routed event in `records`; return the outcome events to produce."""
         routed = [parse(record) for record in records]
         keys = [notification_key(r.submission_id, r.payload.decision.unit) for r in routed]
-        known = await self._ledger.claim(list(dict.fromkeys(keys)))
+        distinct = list(dict.fromkeys(keys))
+        # Parked before the ledger is read: the retrier records an outcome before it unparks,
+        # so a key is always found in one or the other (docs/notifier.md).
+        parked = await self._queue.parked(distinct)
+        known = await self._ledger.claim(distinct)
         fresh: dict[str, SubmissionRouted] = {}
         for event, key in zip(routed, keys, strict=True):
-            if key not in known:
+            if key not in known and key not in parked:
                 fresh.setdefault(key, event)  # the same event twice in one batch: one e-mail
         sent = await self._send_all(fresh)
         outgoing: list[Outgoing] = []
@@ -101,22 +129,28 @@ class Notifier:
             entry = known.get(key)
             repeat = entry is not None
             if entry is None:
-                entry = known[key] = sent[key]  # a later copy in this batch is a repeat
+                new = None if key in parked else sent[key]
+                if new is None:
+                    parked.add(key)  # the retrier owns it now, and publishes its outcome
+                    continue
+                entry = known[key] = new  # a later copy in this batch is a repeat
             else:
                 metrics.LEDGER_HITS.labels(entry.unit).inc()
             metrics.EMAILS.labels(entry.unit, "repeat" if repeat else entry.status).inc()
             outgoing.append(self._outcome(event, entry, repeat=repeat))
         return outgoing
 
-    async def _send_all(self, fresh: dict[str, SubmissionRouted]) -> dict[str, LedgerEntry]:
+    async def _send_all(self, fresh: dict[str, SubmissionRouted]) -> dict[str, LedgerEntry | None]:
         """Send every e-mail of `fresh` over `parallel` workers; return the outcomes by key.
+
+        None as an outcome: the recipient refused for now, and the notification is parked.
 
         Each worker stops at its first failure, and all are awaited before the first failure
         is raised, so nothing is still sending once the batch is retried. Whatever was sent is
         recorded in the ledger before this returns or raises, one bulk write per N e-mails
         overlapping the next SMTP exchanges.
         """
-        done: dict[str, LedgerEntry] = {}
+        done: dict[str, LedgerEntry | None] = {}
         unrecorded: list[LedgerEntry] = []
         writes: list[asyncio.Task[None]] = []
         work = iter(fresh.items())  # shared: each item is taken by exactly one worker
@@ -124,10 +158,15 @@ class Notifier:
         async def worker() -> None:
             nonlocal unrecorded
             for key, event in work:
-                entry = done[key] = await self._send(event, key)
+                result = await self._send(event, key)
+                if isinstance(result, DeferredError):
+                    await self._park(event, key, result)
+                    done[key] = None
+                    continue
+                entry = done[key] = result
                 unrecorded.append(entry)
                 if len(unrecorded) >= self._flush_every:
-                    writes.append(asyncio.create_task(self._record(unrecorded)))
+                    writes.append(self._record_soon(unrecorded))
                     unrecorded = []
 
         try:
@@ -137,7 +176,7 @@ class Notifier:
             )
         finally:
             if unrecorded:
-                writes.append(asyncio.create_task(self._record(unrecorded)))
+                writes.append(self._record_soon(unrecorded))
             if writes:
                 # Shielded: a shutdown mid-batch must not lose the record of e-mails already sent.
                 await asyncio.shield(asyncio.gather(*writes))
@@ -146,7 +185,13 @@ class Notifier:
                 raise failure
         return done
 
-    async def _send(self, event: SubmissionRouted, key: str) -> LedgerEntry:
+    async def _send(
+        self, event: SubmissionRouted, key: str, *, attempts: int | None = None
+    ) -> LedgerEntry | DeferredError:
+        """Send the e-mail of `event`; return its ledger entry, or the refusal for now.
+
+        `attempts` is the number this try makes (default: counted here, for a batch).
+        """
         decision = event.payload.decision
         if decision.unit not in self._composer.units:
             log.warning("unit not in units.yaml: sending without personal data", unit=decision.unit)
@@ -162,6 +207,14 @@ class Notifier:
                 unit=decision.unit,
                 smtp_code=exc.code,
             )
+        except DeferredError as exc:
+            log.warning(
+                "mail server refused the recipient for now",
+                reference=event.reference,
+                unit=decision.unit,
+                smtp_code=exc.code,
+            )
+            return exc
         except Exception as exc:
             if is_transient(exc):
                 self._count_failure(key)
@@ -186,7 +239,58 @@ class Notifier:
             message_id=email.message_id,
             smtp_code=reply.code or None,
             smtp_reply=reply.text[:1000],
-            attempts=self._failures.pop(key, 0) + 1,
+            attempts=attempts if attempts is not None else self._failures.pop(key, 0) + 1,
+            recorded_at=datetime.now(UTC),
+        )
+
+    async def _park(self, event: SubmissionRouted, key: str, refusal: DeferredError) -> None:
+        """Hand the notification to the retrier: stored before the batch may commit."""
+        now = datetime.now(UTC)
+        attempts = self._failures.pop(key, 0) + 1
+        first_wait = wait_after(
+            attempts, self.schedule.retry_initial_seconds, self.schedule.retry_max_seconds
+        )
+        await self._queue.park(
+            DeferredItem(
+                key=key,
+                submission_id=event.submission_id,
+                reference=event.reference,
+                unit=event.payload.decision.unit,
+                routed=event.model_dump_json(),
+                first_refused_at=now,
+                next_attempt_at=now + first_wait,
+                attempts=attempts,
+                announced=False,
+                smtp_code=refusal.code,
+                smtp_reply=refusal.reply[:1000],
+            )
+        )
+        metrics.EMAILS.labels(event.payload.decision.unit, "parked").inc()
+
+    async def send(
+        self, event: SubmissionRouted, key: str, *, attempts: int
+    ) -> LedgerEntry | DeferredError:
+        """Send one parked notification again (the retrier's way in); see `_send`."""
+        return await self._send(event, key, attempts=attempts)
+
+    def entry_for_refusal(
+        self, event: SubmissionRouted, key: str, refusal: DeferredError, *, attempts: int
+    ) -> LedgerEntry:
+        """Return the `failed` ledger entry of a notification refused for too long."""
+        decision = event.payload.decision
+        return LedgerEntry(
+            key=key,
+            submission_id=event.submission_id,
+            reference=event.reference,
+            unit=decision.unit,
+            mailbox=decision.mailbox,
+            status="failed",
+            message_id=message_id(
+                event.submission_id, decision.unit, self._composer.message_id_domain
+            ),
+            smtp_code=refusal.code,
+            smtp_reply=refusal.reply[:1000],
+            attempts=attempts,
             recorded_at=datetime.now(UTC),
         )
 
@@ -195,11 +299,66 @@ class Notifier:
             self._failures.clear()  # keys of partitions we lost in a rebalance; only a count
         self._failures[key] = self._failures.get(key, 0) + 1
 
-    async def _record(self, entries: Sequence[LedgerEntry]) -> None:
-        # The e-mails are out; keep trying to record them rather than send them again on a retry.
-        async for attempt in backoff(self._hold_seconds * 10):
+    def _record_soon(self, entries: Sequence[LedgerEntry]) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.record(entries))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return task
+
+    async def record(self, entries: Sequence[LedgerEntry]) -> None:
+        """Record e-mails that are out, retrying while MongoDB is away.
+
+        For up to `ledger_write_seconds`, which fits inside max.poll.interval
+        (`settings.budget_problems`).
+        """
+        # Keep trying to record them rather than send them again on a retry.
+        async for attempt in backoff(self._ledger_write_seconds):
             with attempt:
                 await self._ledger.record_many(entries)
+
+    async def drain(self, seconds: float) -> None:
+        """At shutdown: wait up to `seconds` for ledger writes in flight, before MongoDB closes.
+
+        The batch that started them may have been cancelled by the broker's graceful timeout;
+        the writes are their own tasks and finish here (a write still failing after that is
+        the documented crash window).
+        """
+        pending = set(self._writes)
+        if pending:
+            log.info("waiting for ledger writes before stopping", writes=len(pending))
+            await asyncio.wait(pending, timeout=seconds)
+
+    def outcome(self, event: SubmissionRouted, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
+        """Return the `notification.sent`/`.failed` record for `entry`."""
+        return self._outcome(event, entry, repeat=repeat)
+
+    def deferred(self, event: SubmissionRouted, item: DeferredItem) -> Outgoing:
+        """Return the `notification.deferred` record of the parked `item`."""
+        decision = event.payload.decision
+        payload = DeferredPayload(
+            unit=decision.unit,
+            mailbox=decision.mailbox,
+            message_id=message_id(
+                event.submission_id, decision.unit, self._composer.message_id_domain
+            ),
+            smtp_code=item.smtp_code,
+            smtp_reply=item.smtp_reply,
+            attempts=item.attempts,
+            deferred_since=item.first_refused_at,
+            next_attempt_at=item.next_attempt_at,
+            give_up_at=item.first_refused_at + timedelta(seconds=self.schedule.give_up_seconds),
+        )
+        deferred = events.build(
+            NotificationDeferred,
+            submission_id=event.submission_id,
+            reference=event.reference,
+            payload=payload,
+            # Like the outcomes: tied to the (content-aware) routed event it parks.
+            discriminator=f"{event.event_id}:{decision.unit}",
+            producer=self._producer,
+            correlation_id=event.correlation_id,
+        )
+        return Outgoing(self._topic, event.submission_id, deferred.model_dump_json().encode())
 
     def _outcome(self, event: SubmissionRouted, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
         cls: type[NotificationSent | NotificationFailed] = (

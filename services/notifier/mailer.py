@@ -4,6 +4,9 @@ The mailer decides what an SMTP failure means, because only it sees where the fa
 
 - the server refused *this message* with a 5xx (unknown mailbox, message rejected) → `RefusedError`,
   which the notifier records as `notification.failed` and moves on;
+- the server refused *this recipient for now* (450/451/452 to RCPT TO: mailbox full, busy,
+  greylisted) → `DeferredError`, which the notifier parks and retries on a schedule, so one
+  mailbox never holds the e-mails of the others;
 - anything else (connection refused or lost, timeouts, any 4xx, and a server that will not let
   us in at all — EHLO, STARTTLS or AUTH refused, which is configuration, not the message) is
   transient: it propagates so the batch is retried while the partition waits.
@@ -12,6 +15,7 @@ The mailer decides what an SMTP failure means, because only it sees where the fa
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
@@ -45,6 +49,17 @@ class RefusedError(Exception):
         super().__init__(f"{code} {reply}" if code is not None else reply)
 
 
+class DeferredError(Exception):
+    """The server refused this recipient for now (4xx to RCPT TO); later may work.
+
+    The refusal says nothing about other recipients. Not transient: no batch waits for it.
+    """
+
+    def __init__(self, code: int, reply: str) -> None:
+        self.code, self.reply = code, reply
+        super().__init__(f"{code} {reply}")
+
+
 class Mailer(Protocol):
     """Sends one composed e-mail to its recipient."""
 
@@ -72,17 +87,29 @@ _MESSAGE_TOO_BIG = 552
 # internationalised address, which needs SMTPUTF8 (and, with it, 8BITMIME: RFC 6531). aiosmtplib
 # raises SMTPNotSupported when the server lacks it: permanent, see `classify`.
 _UTF8_OPTIONS = ("SMTPUTF8", "BODY=8BITMIME")
+# 421 closes the session whatever the command: the server, not the recipient, is unavailable.
+_SERVICE_CLOSING = 421
+# RFC 3463 enhanced status X.3.Y (mail system) and X.4.Y (network) name the server's trouble,
+# e.g. 452 4.3.1 "insufficient system storage": every recipient would be refused alike.
+_SERVER_WIDE = re.compile(r"^\s*4\.[34]\.\d{1,3}\b")
 
 
 def _permanent(code: int) -> bool:
     return 500 <= code < 600
 
 
+def recipient_specific(code: int, reply: str) -> bool:
+    """Return True when a 4xx to RCPT TO concerns this recipient only, not the whole server."""
+    return code != _SERVICE_CLOSING and not _SERVER_WIDE.match(reply)
+
+
 def classify(exc: aiosmtplib.SMTPException) -> BaseException:
-    """Return what a send failure means: `RefusedError`, or the (transient) error to propagate.
+    """Return what a send failure means: `RefusedError`, `DeferredError`, or a transient error.
 
     - 5xx to RCPT (unknown mailbox) or to DATA (message rejected), or 552 to MAIL (too big):
       permanent, for this message only;
+    - 4xx to RCPT (450/451/452: mailbox full or busy, greylisting): this recipient, for now,
+      unless it is 421 or its enhanced status names the mail system or network (4.3.x, 4.4.x);
     - any other refusal of MAIL FROM (530 authentication required, 550/553 sender not allowed)
       refuses our sender, hence every message: configuration, held and retried like an outage;
     - 4xx anywhere, lost connections, timeouts and refused sessions: transient.
@@ -93,7 +120,10 @@ def classify(exc: aiosmtplib.SMTPException) -> BaseException:
         # Every recipient was refused (we send to one); a temporary refusal means "later".
         temporary = [r for r in exc.recipients if not _permanent(r.code)]
         if temporary:
-            return temporary[0]  # an SMTPResponseException with a 4xx code: transient
+            first = temporary[0]
+            if recipient_specific(first.code, first.message):
+                return DeferredError(first.code, first.message)
+            return first  # an SMTPResponseException with a 4xx code: transient
         if not exc.recipients:
             return TransientError(str(exc))
         return RefusedError(exc.recipients[0].code, exc.recipients[0].message)

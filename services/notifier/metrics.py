@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EMAILS = Counter(
     "sada_notifier_emails_total",
-    "Notifications by unit and outcome: sent, failed (permanent refusal) or repeat (ledger hit).",
+    "Notifications by unit and outcome: sent, failed (permanent refusal), repeat (ledger hit) "
+    "or parked (recipient refused for now: retried on a schedule).",
     ["unit", "outcome"],
 )
 LEDGER_HITS = Counter(
@@ -32,4 +33,14 @@ ACCEPTED_TO_EMAILED = Histogram(
     "sada_notifier_accepted_to_emailed_seconds",
     "From intake accepting a submission to the mail server taking its notification.",
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+DEFERRED_ATTEMPTS = Counter(
+    "sada_notifier_deferred_attempts_total",
+    "Attempts at parked notifications, by unit and result: sent, failed, refused (again), "
+    "announced (`notification.deferred` published) or error (server-wide, tried again).",
+    ["unit", "result"],
+)
+DEFERRED_DUE = Gauge(
+    "sada_notifier_deferred_due",
+    "Parked notifications found due at this notifier's last look (capped by its batch).",
 )

@@ -52,6 +52,39 @@ class SmtpSettings(BaseModel):
         return self
 
 
+class DeferralSettings(BaseModel):
+    """When a recipient refuses for now (`SADA_DEFERRAL__PARK_AFTER_SECONDS` and friends)."""
+
+    park_after_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        description="Retry budget: a notification its recipient keeps refusing (4xx to RCPT) "
+        "this long is announced as `notification.deferred` and retried on the slow schedule.",
+    )
+    retry_initial_seconds: float = Field(
+        default=5.0, gt=0, description="Wait before the first retry of a refused recipient."
+    )
+    retry_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest wait between retries (the wait doubles from the first one).",
+    )
+    give_up_seconds: float = Field(
+        default=5 * 24 * 3600.0,
+        gt=0,
+        description="Still refused this long after the first refusal: `notification.failed`.",
+    )
+    poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often each notifier looks for retries that are due."
+    )
+    lease_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A retry taken by one notifier is not taken by another for this long; "
+        "an attempt must finish in half of it (checked against the SMTP and ledger budgets).",
+    )
+
+
 class NotifierMongoSettings(MongoSettings):
     """The notifier's own database: the ledger lives apart from every other service's data."""
 
@@ -77,7 +110,20 @@ class NotifierSettings(ServiceSettings):
         description="E-mails recorded in the ledger per bulk write: also the most a crash "
         "between sending and recording can repeat (with the same Message-ID).",
     )
+    ledger_write_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="How long the ledger write of e-mails already sent is retried while MongoDB "
+        "is away; must fit, with the batch's hold, within the consumer's max.poll.interval.",
+    )
+    drain_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="At shutdown, how long ledger writes still in flight are awaited before "
+        "the database connection closes.",
+    )
     smtp: SmtpSettings = SmtpSettings()
+    deferral: DeferralSettings = DeferralSettings()
     units_path: Path = Field(
         default=CONFIG_DIR / "units.yaml", description="Units file (names, personal_data)."
     )
@@ -99,3 +145,69 @@ class NotifierSettings(ServiceSettings):
         if self.smtp.username:
             refuse_default_secret(self, "SADA_SMTP__PASSWORD", self.smtp.password)
         return self
+
+    @model_validator(mode="after")
+    def _budgets_fit(self) -> NotifierSettings:
+        for problem in budget_problems(self):
+            raise ValueError(problem)
+        return self
+
+
+SMTP_COMMANDS_PER_EMAIL = 6
+"""Connect, EHLO, MAIL, RCPT, DATA and the message: each may take up to `SMTP__TIMEOUT`."""
+BATCH_MARGIN_SECONDS = 60.0
+"""What a batch needs besides its hold and its last ledger write: sending, producing, committing."""
+SHUTDOWN_CLOSE_SECONDS = 5.0
+"""Saying QUIT to the mail server and closing the Kafka and MongoDB clients at shutdown."""
+RETRIER_STOP_SECONDS = 10.0
+"""At shutdown, how long the retry under way (one e-mail and its ledger write) may finish."""
+
+
+def shutdown_seconds(settings: NotifierSettings) -> float:
+    """Return the longest a notifier takes to stop once signalled.
+
+    The platform's grace period (k8s terminationGracePeriodSeconds, compose stop_grace_period)
+    must be longer.
+
+    In order: the retrier's attempt under way, the batch in hand (the broker's graceful
+    timeout), the ledger writes still in flight, closing the connections.
+    """
+    return (
+        RETRIER_STOP_SECONDS
+        + settings.kafka.graceful_seconds
+        + settings.drain_seconds
+        + SHUTDOWN_CLOSE_SECONDS
+    )
+
+
+def attempt_seconds(settings: NotifierSettings) -> float:
+    """Return the longest one delivery attempt takes: its SMTP exchange and its ledger write."""
+    return SMTP_COMMANDS_PER_EMAIL * settings.smtp.timeout + settings.ledger_write_seconds
+
+
+def budget_problems(settings: NotifierSettings) -> list[str]:
+    """Return every way the time budgets contradict each other (empty when consistent).
+
+    - A batch (its hold, then a last attempt whose ledger write may retry) must end before the
+      consumer's max.poll.interval, or the group hands the partition to another member while
+      e-mails it sent are still unrecorded: that member would send them again.
+    - A retry's owner must finish within half its lease, so no other notifier takes it over
+      while it is still sending.
+    """
+    kafka, deferral = settings.kafka, settings.deferral
+    problems = []
+    batch = kafka.hold_seconds + settings.ledger_write_seconds + BATCH_MARGIN_SECONDS
+    if batch > kafka.max_poll_interval_seconds:
+        problems.append(
+            f"SADA_KAFKA__HOLD_SECONDS + SADA_LEDGER_WRITE_SECONDS + {BATCH_MARGIN_SECONDS:.0f} s "
+            f"= {batch:.0f} s exceeds max.poll.interval ({kafka.max_poll_interval_seconds:.0f} s)"
+        )
+    if attempt_seconds(settings) > deferral.lease_seconds / 2:
+        problems.append(
+            f"SADA_DEFERRAL__LEASE_SECONDS ({deferral.lease_seconds:.0f}) must be at least twice "
+            f"one attempt ({SMTP_COMMANDS_PER_EMAIL} x SADA_SMTP__TIMEOUT + "
+            f"SADA_LEDGER_WRITE_SECONDS = {attempt_seconds(settings):.0f} s)"
+        )
+    if deferral.retry_max_seconds < deferral.retry_initial_seconds:
+        problems.append("SADA_DEFERRAL__RETRY_MAX_SECONDS is shorter than the initial wait")
+    return problems

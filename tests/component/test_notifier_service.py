@@ -6,16 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosmtplib
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.notifier.app import build
+from services.notifier.deferred import DeferredItem
 from services.notifier.ledger import LedgerEntry
 from services.notifier.mailer import RefusedError, SmtpReply
 from services.notifier.messages import Email
-from services.notifier.settings import NotifierSettings, SmtpSettings
+from services.notifier.settings import DeferralSettings, NotifierSettings, SmtpSettings
 from shared import topics
 from shared.events import (
     ANY_EVENT,
@@ -69,12 +71,57 @@ class FakeLedger:
 
 
 @dataclass
+class FakeQueue:
+    """The deferred queue in memory, with the same one-winner leases as the MongoDB one."""
+
+    items: dict[str, DeferredItem] = field(default_factory=dict)
+    leases: set[tuple[str, int, int]] = field(default_factory=set)
+
+    async def park(self, item: DeferredItem) -> None:
+        self.items.setdefault(item.key, item)
+
+    async def parked(self, keys: Sequence[str]) -> set[str]:
+        return set(keys) & set(self.items)
+
+    async def due(self, now: datetime, limit: int) -> list[DeferredItem]:
+        ready = [i for i in self.items.values() if i.next_attempt_at <= now]
+        return sorted(ready, key=lambda i: i.next_attempt_at)[:limit]
+
+    async def take(self, key: str, attempt: int, generation: int) -> bool:
+        if (key, attempt, generation) in self.leases:
+            return False
+        self.leases.add((key, attempt, generation))
+        return True
+
+    async def reschedule(self, item: DeferredItem) -> None:
+        self.items[item.key] = item
+
+    async def remove(self, key: str) -> None:
+        self.items.pop(key, None)
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
 class Harness:
     broker: Any
     mailer: FakeMailer
     ledger: FakeLedger
     outcomes: list[AnyEvent]
     dead: list[AnyEvent]
+    queue: FakeQueue = field(default_factory=FakeQueue)
+    app: Any = None
 
     async def deliver(self, *events: SubmissionRouted | bytes) -> None:
         bodies = [e if isinstance(e, bytes) else e.model_dump_json().encode() for e in events]
@@ -100,16 +147,26 @@ class SlowMailer(FakeMailer):
 
 @asynccontextmanager
 async def notifier(
-    mailer: FakeMailer | None = None, *, hold_seconds: float = 5.0, connections: int = 4
+    mailer: FakeMailer | None = None,
+    *,
+    hold_seconds: float = 5.0,
+    connections: int = 4,
+    ledger: FakeLedger | None = None,
+    queue: FakeQueue | None = None,
+    clock: Clock | None = None,
+    deferral: DeferralSettings | None = None,
 ) -> AsyncIterator[Harness]:
     settings = NotifierSettings(
         kafka=KafkaSettings(hold_seconds=hold_seconds),
         routed_topic=ROUTED,
         notifications_topic=NOTIFICATIONS,
         smtp=SmtpSettings(connections=connections),
+        deferral=deferral or DeferralSettings(),
     )
-    harness_mailer, ledger = mailer or FakeMailer(), FakeLedger()
-    app = build(settings, mailer=harness_mailer, ledger=ledger)
+    harness_mailer = mailer or FakeMailer()
+    ledger = ledger or FakeLedger()
+    queue = queue or FakeQueue()
+    app = build(settings, mailer=harness_mailer, ledger=ledger, queue=queue, clock=clock)
     broker: KafkaBroker = app.state.broker
     outcomes: list[AnyEvent] = []
     dead: list[AnyEvent] = []
@@ -123,7 +180,7 @@ async def notifier(
         dead.append(ANY_EVENT.validate_python(body))
 
     async with TestKafkaBroker(broker) as test_broker:
-        yield Harness(test_broker, harness_mailer, ledger, outcomes, dead)
+        yield Harness(test_broker, harness_mailer, ledger, outcomes, dead, queue, app)
 
 
 def _sent(outcomes: list[AnyEvent]) -> list[NotificationSent]:

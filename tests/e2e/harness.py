@@ -31,6 +31,7 @@ INTAKE_URL = "http://127.0.0.1:18001"
 ARCHIVE_URL = "http://127.0.0.1:18004"
 SADA = str(ROOT / ".venv" / "bin" / "sada")
 INFRA = str(ROOT / "deploy" / "local" / "infra.sh")
+DEFERRAL_BUDGET_SECONDS = 20
 
 
 def infra_env() -> dict[str, str]:
@@ -67,6 +68,11 @@ def service_env(name: str, port: int) -> dict[str, str]:
         "SADA_SMTP__HOST": "127.0.0.1",
         "SADA_SMTP__PORT": str(SMTP_PORT),
         "SADA_SMTP__TIMEOUT": "5",
+        # The notifier's retry budget for a refusing mailbox, shortened so the suite stays fast.
+        "SADA_DEFERRAL__PARK_AFTER_SECONDS": str(DEFERRAL_BUDGET_SECONDS),
+        "SADA_DEFERRAL__RETRY_INITIAL_SECONDS": "2",
+        "SADA_DEFERRAL__RETRY_MAX_SECONDS": "5",
+        "SADA_DEFERRAL__POLL_SECONDS": "1",
     }
     return env
 

@@ -17,8 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
+from shared import ids
 from tests.e2e import corpus, harness
-from tests.e2e.driver import Archive, mailbox_index, prove, send, send_kafka, submission_id
+from tests.e2e.driver import (
+    Archive,
+    mailbox_index,
+    prove,
+    send,
+    send_kafka,
+    submission_id,
+    wait_mailed,
+)
 from tests.e2e.harness import Cluster
 from tests.e2e.results import Results, Row
 from tests.workload import MAILBOX, VOC, Item, build
@@ -236,5 +245,91 @@ async def test_smtp_refusing_one_mailbox_fails_only_its_notifications(
             0,
             None,
             f"{voc} notification.failed for {refused}, archived; the other unit unaffected",
+        )
+    )
+
+
+FULL_MAILBOX_SECONDS = 45.0  # longer than the e2e notifiers' retry budget (harness)
+
+
+async def test_one_full_mailbox_past_the_retry_budget_never_holds_the_other_unit(
+    cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    full = MAILBOX[VOC]
+    assert FULL_MAILBOX_SECONDS > harness.DEFERRAL_BUDGET_SECONDS
+    items = build(_run_id(), 200, resubmit_share=0)
+    others = {submission_id(i) for i in items if i.unit != VOC}
+    voc = {submission_id(i) for i in items if i.unit == VOC}
+    assert others
+    assert voc
+    fault = asyncio.ensure_future(_smtp_mode({"full_rcpt": [full]}, FULL_MAILBOX_SECONDS)(cluster))
+    try:
+        await asyncio.sleep(0.5)  # the sink sees the control file before the first e-mail
+        began = time.monotonic()
+        await send(items)
+        await wait_mailed(others, within=FULL_MAILBOX_SECONDS)
+        others_took = time.monotonic() - began
+        # Every Legislations Office e-mail is out while the VoC mailbox is still full.
+        assert not fault.done()
+        references = {ids.reference(s) for s in voc}
+        assert not references & set(mailbox_index())
+    finally:
+        await fault
+    cleared = time.monotonic()
+    await Archive().wait_terminal(voc | others, started_at, within=180)
+    recovery = time.monotonic() - cleared
+    proof = await prove(items, started_at)
+    proof.assert_clean()
+    archived = await Archive().events(started_at)
+    deferred = {e["submission_id"] for e in archived if e["event_type"] == "notification.deferred"}
+    assert deferred == voc  # each parked past the budget, announced once, then delivered
+    assert cluster.all_alive()
+    results.add(
+        Row(
+            "one mailbox answering 452 past the retry budget, the other unit served",
+            proof.submissions,
+            0,
+            len(proof.lost),
+            proof.duplicate_emails,
+            recovery,
+            f"{len(others)} Legislations Office e-mails out {others_took:.0f} s after sending, "
+            f"while {full} was full "
+            f"({FULL_MAILBOX_SECONDS:.0f} s, budget {harness.DEFERRAL_BUDGET_SECONDS} s); "
+            f"{len(voc)} parked, notification.deferred archived, each delivered once after",
+        )
+    )
+
+
+async def test_a_rolling_restart_of_the_notifiers_under_load_loses_and_repeats_nothing(
+    cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    items = build(_run_id(), 300, resubmit_share=0.02)
+    sending = asyncio.create_task(_send_paced(items, seconds=20, chunks=20))
+    await asyncio.sleep(2)
+    stops: list[float] = []
+    for service in [s for s in cluster if s.name == "notifier"]:
+        began = time.monotonic()
+        # Graceful: the batch in hand finishes, the ledger flushes; `kill` waits for the exit.
+        await asyncio.to_thread(service.kill, signal.SIGTERM)
+        stops.append(time.monotonic() - began)
+        service.start()
+        await service.wait_healthy()
+    restarted = time.monotonic()
+    await sending
+    await Archive().wait_terminal({submission_id(i) for i in items}, started_at, within=300)
+    recovery = time.monotonic() - restarted
+    proof = await prove(items, started_at)
+    proof.assert_clean(allow_duplicates=False)
+    assert cluster.all_alive()
+    results.add(
+        Row(
+            "rolling restart of the notifiers (SIGTERM, one at a time) under load",
+            proof.submissions,
+            0,
+            len(proof.lost),
+            proof.duplicate_emails,
+            recovery,
+            f"each stopped gracefully (slowest exit {max(stops):.1f} s after SIGTERM), "
+            "restarted and healthy before the next",
         )
     )

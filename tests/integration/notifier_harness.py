@@ -170,7 +170,7 @@ class OwnSink:
             self._server = None
 
     def faults(self, **settings: Any) -> None:
-        """Switch fault injection (`tempfail`, `reject_rcpt`); no arguments switches it off."""
+        """Switch fault injection (`tempfail`, `reject_rcpt`, `full_rcpt`); none switches it off."""
         if settings:
             self.control.write_text(json.dumps(settings), encoding="utf-8")
         else:

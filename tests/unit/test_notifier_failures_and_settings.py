@@ -10,7 +10,7 @@ from pydantic import SecretStr, ValidationError
 
 from services.notifier.delivery import retry_kind
 from services.notifier.ledger import LedgerEntry, from_document, to_document
-from services.notifier.mailer import RefusedError, SmtpMailer, classify
+from services.notifier.mailer import DeferredError, RefusedError, SmtpMailer, classify
 from services.notifier.settings import NotifierSettings, SmtpSettings
 from shared.retry import TransientError, is_transient
 
@@ -30,17 +30,46 @@ def test_an_unknown_mailbox_is_a_permanent_refusal_with_the_reply() -> None:
     assert (meaning.code, meaning.reply) == (550, "reply")
 
 
-def test_a_temporarily_refused_recipient_is_transient() -> None:
+def _refused_with(code: int, reply: str) -> aiosmtplib.SMTPRecipientsRefused:
+    return aiosmtplib.SMTPRecipientsRefused(
+        [aiosmtplib.SMTPRecipientRefused(code, reply, "voc@moj.gov.sa")]
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "reply"),
+    [
+        (452, "4.2.2 Mailbox full"),
+        (450, "4.2.1 Mailbox busy"),
+        (451, "4.7.1 Greylisted, try again later"),
+        (451, "reply"),  # no enhanced status: a refusal at RCPT concerns the recipient
+    ],
+)
+def test_a_recipient_refused_for_now_is_deferred_not_transient(code: int, reply: str) -> None:
     # aiosmtplib raises SMTPRecipientsRefused (not an SMTPResponseException) when the only
-    # recipient is refused, so the 4xx must be recognised inside it.
-    assert not is_transient(_refused(451))
-    meaning = classify(_refused(451))
+    # recipient is refused, so the 4xx must be recognised inside it; the batch must not wait.
+    meaning = classify(_refused_with(code, reply))
+    assert isinstance(meaning, DeferredError)
+    assert (meaning.code, meaning.reply) == (code, reply)
+    assert not is_transient(meaning)
+
+
+@pytest.mark.parametrize(
+    ("code", "reply"),
+    [
+        (421, "4.3.2 Service shutting down"),  # the session, whatever the recipient
+        (452, "4.3.1 Insufficient system storage"),  # the server's disk, not the mailbox
+        (451, "4.4.1 No answer from host"),  # the network
+    ],
+)
+def test_a_server_wide_4xx_at_rcpt_stays_transient(code: int, reply: str) -> None:
+    meaning = classify(_refused_with(code, reply))
+    assert not isinstance(meaning, DeferredError | RefusedError)
     assert is_transient(meaning)
-    assert not isinstance(meaning, RefusedError)
 
 
-def test_one_temporary_refusal_among_permanent_ones_means_try_again() -> None:
-    assert is_transient(classify(_refused(550, 452)))
+def test_one_temporary_refusal_among_permanent_ones_means_try_later() -> None:
+    assert isinstance(classify(_refused(550, 452)), DeferredError)
 
 
 @pytest.mark.parametrize(

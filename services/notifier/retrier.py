@@ -1,0 +1,181 @@
+"""The retrier: a background task of every notifier that retries parked notifications when due.
+
+Each look (every `SADA_DEFERRAL__POLL_SECONDS`) reads the due items of the deferred queue and,
+for each one this notifier manages to take (`DeferredQueue.take`, one winner per attempt):
+
+1. the ledger first: an outcome recorded by an earlier attempt that stopped before unparking
+   is published again (`repeat: true`) and the item unparked, nothing sent;
+2. send the e-mail again (same Message-ID);
+3. accepted or refused for good (5xx): record the outcome in the ledger, publish
+   `notification.sent` / `.failed`, then unpark: in this order, so that a redelivered routed
+   event always finds the key in the queue or in the ledger, never in neither;
+4. refused for now again: reschedule with a doubling wait; once the next attempt would fall
+   past the retry budget, publish `notification.deferred` (once); past `give_up_seconds`
+   record and publish `notification.failed` with the last refusal;
+5. a server-wide failure (connection refused, 421…): try again at the next step of the
+   schedule; the routed batches hold meanwhile, as for any outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from services.notifier import metrics
+from services.notifier.deferred import DeferredItem, DeferredQueue, generation, wait_after
+from services.notifier.delivery import Notifier
+from services.notifier.ledger import Ledger
+from services.notifier.mailer import DeferredError
+from shared.events import SubmissionRouted
+from shared.kafka import Outgoing
+from shared.logging import get_logger
+from shared.retry import backoff
+
+log = get_logger(__name__)
+
+Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
+Clock = Callable[[], datetime]
+DUE_PER_LOOK = 50
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Retrier:
+    """Retries the parked notifications that are due, exactly once each as the unit sees it."""
+
+    def __init__(
+        self,
+        *,
+        notifier: Notifier,
+        queue: DeferredQueue,
+        ledger: Ledger,
+        publish: Publish,
+        poll_seconds: float,
+        lease_seconds: float,
+        publish_seconds: float,
+        clock: Clock = _now,
+    ) -> None:
+        self._notifier = notifier
+        self._queue = queue
+        self._ledger = ledger
+        self._publish = publish
+        self._poll = poll_seconds
+        self._lease = lease_seconds
+        self._publish_seconds = publish_seconds
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def run_due(self) -> int:
+        """Attempt every due item this notifier can take; return how many it attempted."""
+        due = await self._queue.due(self._clock(), DUE_PER_LOOK)
+        metrics.DEFERRED_DUE.set(len(due))
+        attempted = 0
+        for item in due:
+            if self._stopping.is_set():
+                break
+            number = generation(item, self._clock(), self._lease)
+            if number is None or not await self._queue.take(item.key, item.attempts, number):
+                continue  # another notifier has it
+            attempted += 1
+            await self._attempt(item)
+        return attempted
+
+    async def _attempt(self, item: DeferredItem) -> None:
+        event = SubmissionRouted.model_validate_json(item.routed)
+        unit = item.unit
+        known = await self._ledger.claim([item.key])
+        if item.key in known:
+            await self._out([self._notifier.outcome(event, known[item.key], repeat=True)])
+            await self._queue.remove(item.key)
+            return
+        attempts = item.attempts + 1
+        try:
+            result = await self._notifier.send(event, item.key, attempts=attempts)
+        except Exception as exc:  # server-wide or unexpected: the schedule goes on
+            log.warning("parked notification not sent", unit=unit, error=type(exc).__name__)
+            metrics.DEFERRED_ATTEMPTS.labels(unit, "error").inc()
+            await self._reschedule(item, event, attempts, item.smtp_code, item.smtp_reply)
+            return
+        if isinstance(result, DeferredError):
+            give_up = item.first_refused_at + timedelta(
+                seconds=self._notifier.schedule.give_up_seconds
+            )
+            if self._clock() < give_up:
+                metrics.DEFERRED_ATTEMPTS.labels(unit, "refused").inc()
+                await self._reschedule(item, event, attempts, result.code, result.reply)
+                return
+            result = self._notifier.entry_for_refusal(event, item.key, result, attempts=attempts)
+        await self._notifier.record([result])
+        await self._out([self._notifier.outcome(event, result, repeat=False)])
+        await self._queue.remove(item.key)  # after the ledger: see the module docstring
+        metrics.EMAILS.labels(unit, result.status).inc()
+        metrics.DEFERRED_ATTEMPTS.labels(unit, result.status).inc()
+
+    async def _reschedule(
+        self, item: DeferredItem, event: SubmissionRouted, attempts: int, code: int, reply: str
+    ) -> None:
+        schedule = self._notifier.schedule
+        now = self._clock()
+        later = now + wait_after(
+            attempts, schedule.retry_initial_seconds, schedule.retry_max_seconds
+        )
+        budget_end = item.first_refused_at + timedelta(seconds=schedule.park_after_seconds)
+        moved = replace(
+            item,
+            next_attempt_at=later,
+            attempts=attempts,
+            smtp_code=code,
+            smtp_reply=reply[:1000],
+            announced=item.announced or later >= budget_end,
+        )
+        if moved.announced and not item.announced:
+            # The quick retries are spent: tell the archive (and the unit's auditors) it waits.
+            await self._out([self._notifier.deferred(event, moved)])
+            metrics.DEFERRED_ATTEMPTS.labels(item.unit, "announced").inc()
+            log.warning(
+                "notification deferred: the recipient keeps refusing it",
+                reference=item.reference,
+                unit=item.unit,
+                smtp_code=code,
+            )
+        await self._queue.reschedule(moved)
+
+    async def _out(self, outgoing: Sequence[Outgoing]) -> None:
+        async for attempt in backoff(self._publish_seconds):
+            with attempt:
+                await self._publish(outgoing)
+
+    async def run(self) -> None:
+        """Look for due items every `poll_seconds` until stopped; a failed look is retried."""
+        while not self._stopping.is_set():
+            try:
+                await self.run_due()
+            except Exception as exc:  # MongoDB or Kafka away: the items wait, durably
+                log.warning("deferred retries postponed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll)
+
+    async def start(self) -> None:
+        """Start looking in the background (app start-up)."""
+        self._stopping.clear()
+        self._task = asyncio.create_task(self.run(), name="sada-notifier-retrier")
+
+    async def stop(self, seconds: float) -> None:
+        """Stop looking (app shutdown); the attempt under way may finish within `seconds`.
+
+        Then it is cancelled (an e-mail cut off there is the documented crash window).
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        _done, pending = await asyncio.wait({task}, timeout=seconds)
+        for late in pending:
+            late.cancel()
+        await asyncio.gather(task, return_exceptions=True)
