@@ -367,7 +367,8 @@ class BatchRunner:
                 failure=classify(exc).value,
             )
         else:  # a bug in the runner's own path: still never commit what was not handled
-            log.exception("batch failed unexpectedly; rewinding", topic=topic)
+            # the type only: an exception's text may quote the record, i.e. personal data
+            log.error("batch failed unexpectedly; rewinding", topic=topic, error=type(exc).__name__)
 
     async def _rewind(self, msg: KafkaMessage, topic: str) -> None:
         """Seek every partition of the batch back to its first record; commit nothing."""
