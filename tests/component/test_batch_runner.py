@@ -213,3 +213,31 @@ async def test_a_cancelled_batch_is_rewound_and_the_cancellation_propagates(
     with pytest.raises(asyncio.CancelledError):
         await runner.run(part.fetch(3), work)
     assert (part.committed, part.position) == (0, 0)
+
+
+class Seeks:
+    """A consumer that only records where it is told to seek (and fails if it commits)."""
+
+    def __init__(self) -> None:
+        self.seeks: dict[TopicPartition, int] = {}
+
+    async def commit(self) -> None:
+        raise AssertionError("a failed batch was committed")
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks[partition] = offset
+
+
+async def test_a_batch_spanning_partitions_is_rewound_on_each_of_them(
+    dead_letters: DeadLetters,
+) -> None:
+    """FastStream's batch nack must seek every partition of the batch, not only the first's."""
+    batch = tuple(
+        record(TOPIC, f"p{p}-{o}".encode(), partition=p, offset=o)
+        for o in (7, 8, 9)
+        for p in (0, 1, 2)
+    )
+    consumer = Seeks()
+    msg = KafkaAckableMessage(batch, body=[], consumer=consumer)
+    await _runner().run(msg, Dependency(AutoReconnect("store down")).work)
+    assert consumer.seeks == {TopicPartition(TOPIC, p): 7 for p in (0, 1, 2)}
