@@ -279,9 +279,14 @@ async def _dead_letters() -> list[dict[str, Any]]:
         await consumer.stop()
 
 
-def _from(letters: list[dict[str, Any]], position: tuple[str, int, int]) -> int:
-    source = [letter.get("payload", {}).get("source", {}) for letter in letters]
-    return sum((s.get("topic"), s.get("partition"), s.get("offset")) == position for s in source)
+def _services_from(letters: list[dict[str, Any]], position: tuple[str, int, int]) -> list[str]:
+    """Return the service of each dead letter about the record at `position`, sorted."""
+    return sorted(
+        letter.get("payload", {}).get("service", "")
+        for letter in letters
+        if (source := letter.get("payload", {}).get("source", {}))
+        and (source.get("topic"), source.get("partition"), source.get("offset")) == position
+    )
 
 
 async def _metric_total(cluster: Cluster, metric: str) -> float:
@@ -295,47 +300,66 @@ async def _metric_total(cluster: Cluster, metric: str) -> float:
     return total
 
 
-async def test_a_poison_record_during_a_90_s_database_outage_is_dead_lettered_once(
-    cluster: Cluster, results: Results, started_at: datetime
-) -> None:
-    """FerretDB is down for 90 s while a record no service can read reaches the archive.
+POISONED: dict[str, tuple[str, str, bytes, list[str]]] = {
+    # row: (component down for 90 s, poisoned topic, poison record, services that read it)
+    "poison record during a 90 s FerretDB outage": (
+        "ferretdb",
+        topics.NOTIFICATIONS,  # only the archive reads it
+        b'{"event_type": "notification.sent"}',
+        ["archive"],
+    ),
+    "poison record during a 90 s SMTP outage": (
+        "smtp",
+        topics.ROUTED,  # the notifier (held by the outage) and the archive read it
+        b'{"event_type": "submission.routed"}',
+        ["archive", "notifier"],
+    ),
+}
 
-    The archive consumes every topic in one subscriber, so its batches mix the poison record
-    (sent to `feedback.notifications.v1`, which only the archive reads) with live events;
-    isolating the poison meets the outage, which must rewind the batch, never commit it.
+
+@pytest.mark.parametrize("scenario", list(POISONED))
+async def test_a_poison_record_during_a_90_s_outage_is_dead_lettered_once(
+    scenario: str, cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    """A dependency is down for 90 s while a record no service can read arrives mid-stream.
+
+    The poison record shares its batches with live records (the archive's batches mix every
+    topic; the notifier's hold the routed events sent meanwhile), so isolating it meets the
+    outage, which must rewind the batch, never commit it: 0 lost, 0 duplicates, and the record
+    dead-lettered exactly once by each service that reads it, however often its batch came back.
     """
+    component, topic, value, readers = POISONED[scenario]
     items = build(_run_id(), 200, resubmit_share=0)
     sending = asyncio.create_task(_send_paced(items, seconds=6))
     await asyncio.sleep(2)
     began = time.monotonic()
-    await asyncio.to_thread(harness.infra, "down", "ferretdb")
-    poison = await _produce(topics.NOTIFICATIONS, b'{"event_type": "notification.sent"}')
+    await asyncio.to_thread(harness.infra, "down", component)
+    poison = await _produce(topic, value)
     await sending
     await asyncio.sleep(max(0.0, 90 - (time.monotonic() - began)))
-    await asyncio.to_thread(harness.infra, "up", "ferretdb")
+    await asyncio.to_thread(harness.infra, "up", component)
     cleared = time.monotonic()
     await Archive().wait_terminal({submission_id(i) for i in items}, started_at, within=300)
     recovery = time.monotonic() - cleared
     proof = await prove(items, started_at)
     proof.assert_clean()
-    assert _from(await _dead_letters(), poison) == 1
+    assert _services_from(await _dead_letters(), poison) == readers
     archived = [
-        e
+        json.loads(e["event"])
         for e in await Archive().events(started_at)
         if e["event_type"] == "message.deadlettered"
-        and _from([json.loads(e["event"])], poison) == 1
     ]
-    assert len(archived) == 1
+    assert _services_from(archived, poison) == readers
     assert cluster.all_alive()
     results.add(
         Row(
-            "poison record during a 90 s FerretDB outage",
+            scenario,
             proof.submissions,
             1,
             len(proof.lost),
             proof.duplicate_emails,
             recovery,
-            "the poison record dead-lettered exactly once and archived; its batch rewound",
+            f"the poison record dead-lettered exactly once by {' and '.join(readers)}, archived",
         )
     )
 
