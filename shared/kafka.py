@@ -4,7 +4,8 @@ aiokafka and FastStream default to at-most-once (acks=1, no idempotence, auto-co
 ACK_FIRST, `latest`). Every broker and subscriber here is built by these factories so no
 service can forget one of the safe settings. `BatchRunner` is the delivery policy in one place:
 do the work, wait for Kafka to acknowledge what it produced, then commit; retry transient
-failures while the partition waits; send a poison record to the dead-letter topic and move on.
+failures while the partition waits; hold and alert on system-wide ones; send a poison record to
+the dead-letter topic and move on; and never commit a batch that was not handled.
 """
 
 from __future__ import annotations
@@ -27,11 +28,17 @@ from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from faststream.kafka.publisher.state import RealProducer
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.security import SASLScram512
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Gauge
 
 from shared import events, ids, topics
 from shared.logging import get_logger
-from shared.retry import backoff, is_transient
+from shared.retry import (
+    DeadLetterUnavailableError,
+    backoff,
+    classify,
+    is_system_wide,
+    is_transient,
+)
 from shared.settings import KafkaSettings
 
 log = get_logger(__name__)
@@ -50,6 +57,24 @@ DEADLETTERS = Counter(
 COMMIT_FAILURES = Counter(
     "sada_commit_failures_total",
     "Offset commits that failed (the batch is redelivered; effects are idempotent).",
+    ["service", "topic"],
+)
+
+SYSTEM_WIDE = Gauge(
+    "sada_system_wide_failure",
+    "1 while the service holds its partitions on a system-wide failure (credentials, ACL, disk,"
+    " dead-letter topic): waiting alone will not clear it; 0 after the next committed batch.",
+    ["service"],
+)
+SYSTEM_WIDE_FAILURES = Counter(
+    "sada_system_wide_failures_total",
+    "Attempts that failed on a system-wide failure, by exception type.",
+    ["service", "error"],
+)
+DEADLETTER_UNHANDLED = Counter(
+    "sada_deadletter_unhandled_total",
+    "Records read from the dead-letter topic that could not be handled; skipped, never"
+    " dead-lettered again.",
     ["service", "topic"],
 )
 
@@ -214,12 +239,37 @@ async def _publish_all(broker: KafkaBroker, outgoing: Iterable[Outgoing]) -> Non
 class BatchRunner:
     """Runs a service's work on a consumed batch and decides what to commit.
 
+    Failures are classified by `shared.retry.classify`:
     - success: one commit for the batch, after the work (and its produces) finished;
     - transient failure: retried with backoff while the partition waits, then rewound and
       fetched again, so an outage of any length loses nothing and never spins hot;
-    - any other failure: the batch is retried record by record to find the poison, which goes
+    - system-wide failure (credentials, ACLs, a full disk, an unwritable dead-letter topic):
+      held and rewound exactly like a transient one, never dead-lettered, but logged at error
+      level and shown in `sada_system_wide_failure` until a batch succeeds again;
+    - per-message failure: the batch is retried record by record to find the poison, which goes
       to `feedback.deadletter.v1` with its position and error; the rest proceed.
+
+    The one rule over all of them: an exception that leaves `run` unhandled, of whatever kind
+    and from whatever step (isolating the poison, publishing to the dead-letter topic, a
+    cancellation at shutdown), rewinds the batch's partitions to its first records and commits
+    nothing. With `AckPolicy.MANUAL` FastStream neither acks nor nacks a failed batch, and
+    `consumer.commit()` commits the consumer's *position*: without the rewind, the next batch's
+    commit would move past the records this one never handled.
+
+    A poison record is dead-lettered once per runner even when its batch is rewound and fetched
+    again (a later record hit an outage): the runner remembers the positions it dead-lettered
+    until their batch is committed, and skips them. Only a crash in between repeats one, with
+    the same event id, which the archive stores once.
+
+    A record read *from* the dead-letter topic is never dead-lettered again (that would loop):
+    it is skipped, logged at error level and counted in `sada_deadletter_unhandled_total`, which
+    an alert watches. Skipped rather than parked in a store: the store is what just refused it
+    (parking could fail the same way and hold the topic forever), and the record itself stays
+    in the dead-letter topic, at the logged position, for `sada deadletter show`.
     """
+
+    REMEMBERED = 10_000
+    """Dead-lettered positions kept until committed (a bound against revoked partitions)."""
 
     def __init__(
         self,
@@ -235,31 +285,46 @@ class BatchRunner:
         self._service = service
         self._producer = events.Producer(service=service, version=version)
         self._hold_seconds = hold_seconds
+        self._dead_lettered: dict[tuple[str, int, int], None] = {}
 
     async def run(self, msg: KafkaMessage, work: Work) -> None:
-        """Process the batch behind `msg` with `work`, then commit or rewind."""
+        """Process the batch behind `msg` with `work`, then commit; on any escape, rewind."""
         records = records_of(msg)
         topic = records[0].topic if records else "-"
         try:
-            await self._attempt(records, work, topic)
+            await self._handle(records, work, topic)
+        except BaseException as exc:
+            self._log_held(exc, topic)
+            await self._rewind(msg, topic)
+            if not isinstance(exc, Exception):
+                raise  # cancellation (shutdown): rewound, and still propagated
+            return
+        SYSTEM_WIDE.labels(self._service).set(0)
+        if await self._commit(msg, topic):  # a failed commit redelivers: keep remembering
+            for record in records:
+                self._dead_lettered.pop(_position(record), None)
+
+    async def _handle(self, records: Sequence[Record], work: Work, topic: str) -> None:
+        pending = [r for r in records if _position(r) not in self._dead_lettered]
+        if not pending:
+            return
+        try:
+            await self._attempt(pending, work, topic)
         except Exception as exc:
             if is_transient(exc):
-                log.warning(
-                    "batch held: transient failure outlasted the hold window; rewinding",
-                    topic=topic,
-                    error=type(exc).__name__,
-                )
-                await msg.nack()
-                return
-            await self._isolate_poison(records, work, topic)
-        await self._commit(msg, topic)
+                raise
+            await self._isolate_poison(pending, work, topic)
 
     async def _attempt(self, records: Sequence[Record], work: Work, topic: str) -> None:
         async for attempt in backoff(self._hold_seconds):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     RETRIES.labels(self._service, topic).inc()
-                await work(records)
+                try:
+                    await work(records)
+                except Exception as exc:
+                    self._note_system_wide(exc, topic)
+                    raise
 
     async def _isolate_poison(self, records: Sequence[Record], work: Work, topic: str) -> None:
         for record in records:
@@ -267,11 +332,68 @@ class BatchRunner:
                 await self._attempt((record,), work, topic)
             except Exception as exc:
                 if is_transient(exc):
-                    raise
+                    raise  # not the record's fault: the whole batch is rewound
+                if record.topic == self._deadletter_topic:
+                    self._skip_unhandled_deadletter(record, exc)
+                    continue
                 await self.dead_letter(record, exc)
 
+    def _note_system_wide(self, exc: BaseException, topic: str) -> None:
+        if not is_system_wide(exc):
+            return
+        SYSTEM_WIDE.labels(self._service).set(1)
+        SYSTEM_WIDE_FAILURES.labels(self._service, type(exc).__name__).inc()
+        log.error(
+            "system-wide failure: holding the partition until an operator fixes it",
+            topic=topic,
+            error=type(exc).__name__,
+            code=getattr(exc, "code", None),
+        )
+
+    def _log_held(self, exc: BaseException, topic: str) -> None:
+        if not isinstance(exc, Exception):
+            log.info("batch interrupted; rewinding", topic=topic)
+        elif is_transient(exc):
+            log.warning(
+                "batch held: failure outlasted the hold window; rewinding",
+                topic=topic,
+                error=type(exc).__name__,
+                failure=classify(exc).value,
+            )
+        else:  # a bug in the runner's own path: still never commit what was not handled
+            # the type only: an exception's text may quote the record, i.e. personal data
+            log.error("batch failed unexpectedly; rewinding", topic=topic, error=type(exc).__name__)
+
+    async def _rewind(self, msg: KafkaMessage, topic: str) -> None:
+        """Seek every partition of the batch back to its first record; commit nothing."""
+        RETRIES.labels(self._service, topic).inc()
+        if isinstance(msg.raw_message, list):
+            # The in-memory test broker hands a batch over as a list and keeps no positions;
+            # FastStream's nack expects aiokafka's tuple (records_of reads both).
+            return
+        try:
+            await msg.nack()
+        except KafkaError as exc:
+            # The partition was revoked meanwhile: its new owner starts from the last commit,
+            # which this batch never moved.
+            log.warning("rewind skipped", topic=topic, error=type(exc).__name__)
+
+    def _skip_unhandled_deadletter(self, record: Record, exc: BaseException) -> None:
+        DEADLETTER_UNHANDLED.labels(self._service, record.topic).inc()
+        log.error(
+            "dead-letter record could not be handled; skipped, not dead-lettered again",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=type(exc).__name__,
+        )
+
     async def dead_letter(self, record: Record, exc: BaseException) -> None:
-        """Publish `record` to the dead-letter topic and wait for Kafka's acknowledgement."""
+        """Publish `record` to the dead-letter topic and wait for Kafka's acknowledgement.
+
+        Raises `DeadLetterUnavailableError` (system-wide) when the topic cannot be written
+        within the hold window: the poison record is then held with its batch, never skipped.
+        """
         raw = record.value or b""
         source = events.SourcePosition(
             topic=record.topic, partition=record.partition, offset=record.offset
@@ -292,6 +414,19 @@ class BatchRunner:
             discriminator=self._service,
             producer=self._producer,
         )
+        outgoing = Outgoing(self._deadletter_topic, submission_id, event.model_dump_json().encode())
+        try:
+            async for attempt in backoff(self._hold_seconds):
+                with attempt:
+                    await produce_all(self._broker, [outgoing])
+        except Exception as failure:
+            unavailable = DeadLetterUnavailableError(
+                f"{self._deadletter_topic} not writable: {type(failure).__name__}"
+            )
+            self._note_system_wide(unavailable, record.topic)
+            raise unavailable from failure
+        self._remember(record)
+        DEADLETTERS.labels(self._service, record.topic).inc()
         log.error(
             "message dead-lettered",
             topic=record.topic,
@@ -299,22 +434,22 @@ class BatchRunner:
             offset=record.offset,
             error=type(exc).__name__,
         )
-        DEADLETTERS.labels(self._service, record.topic).inc()
-        async for attempt in backoff(self._hold_seconds * 1000):
-            with attempt:
-                await produce_all(
-                    self._broker,
-                    [
-                        Outgoing(
-                            self._deadletter_topic, submission_id, event.model_dump_json().encode()
-                        )
-                    ],
-                )
 
-    async def _commit(self, msg: KafkaMessage, topic: str) -> None:
+    def _remember(self, record: Record) -> None:
+        self._dead_lettered[_position(record)] = None
+        while len(self._dead_lettered) > self.REMEMBERED:
+            del self._dead_lettered[next(iter(self._dead_lettered))]
+
+    async def _commit(self, msg: KafkaMessage, topic: str) -> bool:
         try:
             await msg.ack()
         except KafkaError as exc:
             # A rebalance or a coordinator outage: the batch will be seen again, harmlessly.
             COMMIT_FAILURES.labels(self._service, topic).inc()
             log.warning("offset commit failed", topic=topic, error=type(exc).__name__)
+            return False
+        return True
+
+
+def _position(record: Record) -> tuple[str, int, int]:
+    return (record.topic, record.partition, record.offset)

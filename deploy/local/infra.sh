@@ -23,6 +23,10 @@
 #   SADA_FERRETDB_LOG_LEVEL (warn; pymongo's endSessions, unsupported by FerretDB 1.24, logs a
 #                   WARN on every client close -- use error for a quiet log)
 #   SADA_READY_TIMEOUT (90 seconds)   SADA_KAFKA_HEAP_OPTS ("-Xmx512m -Xms256m")
+#   SADA_FERRETDB_USERNAME, SADA_FERRETDB_PASSWORD (unset: no authentication, as before). When
+#                   both are set, FerretDB runs with authentication (`--test-enable-new-auth`)
+#                   and creates that user in `admin` when its data directory is new: clients
+#                   must then log in (mongodb://USER:PASSWORD@...), as with a real MongoDB
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +45,8 @@ MONGO_PORT=${SADA_MONGO_PORT:-27017}
 SMTP_PORT=${SADA_SMTP_PORT:-1025}
 FERRETDB_DEBUG_ADDR=${SADA_FERRETDB_DEBUG_ADDR:--}
 FERRETDB_LOG_LEVEL=${SADA_FERRETDB_LOG_LEVEL:-warn}
+FERRETDB_USERNAME=${SADA_FERRETDB_USERNAME:-}
+FERRETDB_PASSWORD=${SADA_FERRETDB_PASSWORD:-}
 READY_TIMEOUT=${SADA_READY_TIMEOUT:-90}
 KAFKA_HEAP_OPTS=${SADA_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}
 STOP_TIMEOUT=15
@@ -312,6 +318,12 @@ ensure_ferretdb() {
 
 start_ferretdb() {
   mkdir -p "$RUN/data/ferretdb" "$RUN/data/ferretdb-state"
+  local auth=()
+  if [[ -n $FERRETDB_USERNAME && -n $FERRETDB_PASSWORD ]]; then
+    # The setup user is created only on a new backend; later starts keep the stored users.
+    auth=(--test-enable-new-auth "--setup-username=$FERRETDB_USERNAME"
+      "--setup-password=$FERRETDB_PASSWORD" --setup-database=admin)
+  fi
   # WAL (FerretDB's default) with synchronous=NORMAL: a commit survives a crash of any process,
   # and only an OS crash or power loss can take the last ones back. That is the right trade for
   # a local stand-in; production runs MongoDB with its own journal.
@@ -322,7 +334,8 @@ start_ferretdb() {
     "--state-dir=$RUN/data/ferretdb-state" \
     "--debug-addr=$FERRETDB_DEBUG_ADDR" \
     --telemetry=disable \
-    "--log-level=$FERRETDB_LOG_LEVEL"
+    "--log-level=$FERRETDB_LOG_LEVEL" \
+    "${auth[@]}"
 }
 
 # --- SMTP sink ---------------------------------------------------------------------------------

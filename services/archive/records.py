@@ -9,7 +9,10 @@
   accepted/rejected events carry that position as `payload.source`, which links the two chains.
 - A `message.redriven` event (`sada deadletter redrive`) goes on its dead letter's chain.
 - A record on the dead-letter topic that is not a dead-letter event is archived as
-  `message.unreadable` instead of being dead-lettered again, which would loop forever.
+  `message.unreadable` instead of being dead-lettered again, which would loop forever. Should
+  storing a dead-letter record fail for a reason of its own, the batch runner skips it with an
+  error log and `sada_deadletter_unhandled_total` (alert `SadaDeadLetterUnhandled`), and never
+  dead-letters it again (see `shared.kafka.BatchRunner`).
 - Any other record that is not a v1 event raises `UnreadableRecordError`: the batch runner sends
   it to the dead-letter topic, whence it comes back as a `message.deadlettered` event.
 """

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from pymongo.errors import OperationFailure
 
 from services.archive.app import build
 from services.archive.chain import link_hash
 from services.archive.records import UNREADABLE
 from services.archive.settings import ArchiveSettings
-from shared import events, topics
+from shared import events, kafka, topics
 from shared.kafka import make_broker
 from shared.models import Kind, Submission
 from tests import archive_samples as samples
@@ -105,6 +107,29 @@ async def test_garbage_on_the_dead_letter_topic_is_archived_raw_without_looping(
     broker, _ = running
     await _publish(broker, topics.DEADLETTER, b"\x00\xffnot an event")
     assert [d["event_type"] for d in store.events.values()] == [UNREADABLE]
+
+
+async def test_a_dead_letter_the_store_refuses_is_skipped_and_counted_never_dead_lettered_again(
+    running: tuple[KafkaBroker, httpx.AsyncClient],
+    store: InMemoryArchiveStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker, _ = running
+    insert = store.insert_events
+
+    async def refuse_dead_letters(docs: Sequence[dict[str, Any]]) -> set[int]:
+        if any(doc["topic"] == topics.DEADLETTER for doc in docs):
+            raise OperationFailure("object to insert too large", code=10334)  # the record's fault
+        return await insert(docs)
+
+    monkeypatch.setattr(store, "insert_events", refuse_dead_letters)
+    skipped = kafka.DEADLETTER_UNHANDLED.labels("archive", topics.DEADLETTER)
+    dead_lettered = kafka.DEADLETTERS.labels("archive", topics.DEADLETTER)
+    before = (skipped._value.get(), dead_lettered._value.get())
+    await _publish(broker, topics.DEADLETTER, samples.encode(samples.dead_letter("x.v1", 0, 1)))
+    assert (skipped._value.get(), dead_lettered._value.get()) == (before[0] + 1, before[1])
+    sid = await _lifecycle(broker)  # the archive goes on
+    assert [d["seq"] for d in store.events.values() if d["submission_id"] == sid] == [0, 1, 2]
 
 
 async def test_api_refuses_a_request_without_a_valid_token(

@@ -24,7 +24,11 @@ from tests.infra import ROOT
 E2E_RUN = ROOT / ".run" / "e2e"
 KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT, SMTP_PORT = 19092, 19093, 27018, 1026
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
-MONGO_URI = f"mongodb://127.0.0.1:{MONGO_PORT}/"
+# FerretDB runs with authentication, as MongoDB does in production: every client logs in, and
+# the wrong-credentials fault has something real to break.
+MONGO_USER, MONGO_PASSWORD = "sada-e2e", "e2e-local-only-password"
+MONGO_HOST = f"127.0.0.1:{MONGO_PORT}"
+MONGO_URI = f"mongodb://{MONGO_USER}:{MONGO_PASSWORD}@{MONGO_HOST}/"
 MAILDIR = E2E_RUN / "mail"
 SMTP_CONTROL = E2E_RUN / "smtp-control.json"
 INTAKE_URL = "http://127.0.0.1:18001"
@@ -44,6 +48,8 @@ def infra_env() -> dict[str, str]:
         "SADA_MONGO_PORT": str(MONGO_PORT),
         "SADA_SMTP_PORT": str(SMTP_PORT),
         "SADA_FERRETDB_LOG_LEVEL": "error",
+        "SADA_FERRETDB_USERNAME": MONGO_USER,
+        "SADA_FERRETDB_PASSWORD": MONGO_PASSWORD,
     }
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient
 
-from shared import ids
+from shared import ids, topics
 from tests.e2e import corpus, harness
 from tests.e2e.driver import (
     Archive,
@@ -331,5 +333,182 @@ async def test_a_rolling_restart_of_the_notifiers_under_load_loses_and_repeats_n
             recovery,
             f"each stopped gracefully (slowest exit {max(stops):.1f} s after SIGTERM), "
             "restarted and healthy before the next",
+        )
+    )
+
+
+async def _produce(topic: str, value: bytes) -> tuple[str, int, int]:
+    """Produce one raw record; return its position (topic, partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=harness.BOOTSTRAP, acks="all")
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+    return sent.topic, sent.partition, sent.offset
+
+
+async def _dead_letters() -> list[dict[str, Any]]:
+    """Return every event on the dead-letter topic, read from the start (no consumer group)."""
+    consumer = AIOKafkaConsumer(
+        topics.DEADLETTER,
+        bootstrap_servers=harness.BOOTSTRAP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(30):  # without a group, every partition is assigned at once
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=200)
+        partitions = sorted(consumer.assignment())
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        letters: list[dict[str, Any]] = []
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                letters.extend(json.loads(r.value or b"{}") for r in records)
+        return letters
+    finally:
+        await consumer.stop()
+
+
+def _services_from(letters: list[dict[str, Any]], position: tuple[str, int, int]) -> list[str]:
+    """Return the service of each dead letter about the record at `position`, sorted."""
+    return sorted(
+        letter.get("payload", {}).get("service", "")
+        for letter in letters
+        if (source := letter.get("payload", {}).get("source", {}))
+        and (source.get("topic"), source.get("partition"), source.get("offset")) == position
+    )
+
+
+async def _metric_total(cluster: Cluster, metric: str) -> float:
+    """Sum `metric` over every service process's /metrics."""
+    total = 0.0
+    async with httpx.AsyncClient() as client:
+        for service in cluster:
+            for line in (await client.get(f"{service.url}/metrics")).text.splitlines():
+                if line.startswith(f"{metric}{{"):
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+POISONED: dict[str, tuple[str, str, bytes, list[str]]] = {
+    # row: (component down for 90 s, poisoned topic, poison record, services that read it)
+    "poison record during a 90 s FerretDB outage": (
+        "ferretdb",
+        topics.NOTIFICATIONS,  # only the archive reads it
+        b'{"event_type": "notification.sent"}',
+        ["archive"],
+    ),
+    "poison record during a 90 s SMTP outage": (
+        "smtp",
+        topics.ROUTED,  # the notifier (held by the outage) and the archive read it
+        b'{"event_type": "submission.routed"}',
+        ["archive", "notifier"],
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", list(POISONED))
+async def test_a_poison_record_during_a_90_s_outage_is_dead_lettered_once(
+    scenario: str, cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    """A dependency is down for 90 s while a record no service can read arrives mid-stream.
+
+    The poison record shares its batches with live records (the archive's batches mix every
+    topic; the notifier's hold the routed events sent meanwhile), so isolating it meets the
+    outage, which must rewind the batch, never commit it: 0 lost, 0 duplicates, and the record
+    dead-lettered exactly once by each service that reads it, however often its batch came back.
+    """
+    component, topic, value, readers = POISONED[scenario]
+    items = build(_run_id(), 200, resubmit_share=0)
+    sending = asyncio.create_task(_send_paced(items, seconds=6))
+    await asyncio.sleep(2)
+    began = time.monotonic()
+    await asyncio.to_thread(harness.infra, "down", component)
+    poison = await _produce(topic, value)
+    await sending
+    await asyncio.sleep(max(0.0, 90 - (time.monotonic() - began)))
+    await asyncio.to_thread(harness.infra, "up", component)
+    cleared = time.monotonic()
+    await Archive().wait_terminal({submission_id(i) for i in items}, started_at, within=300)
+    recovery = time.monotonic() - cleared
+    proof = await prove(items, started_at)
+    proof.assert_clean()
+    assert _services_from(await _dead_letters(), poison) == readers
+    archived = [
+        json.loads(e["event"])
+        for e in await Archive().events(started_at)
+        if e["event_type"] == "message.deadlettered"
+    ]
+    assert _services_from(archived, poison) == readers
+    assert cluster.all_alive()
+    results.add(
+        Row(
+            scenario,
+            proof.submissions,
+            1,
+            len(proof.lost),
+            proof.duplicate_emails,
+            recovery,
+            f"the poison record dead-lettered exactly once by {' and '.join(readers)}, archived",
+        )
+    )
+
+
+async def _set_mongo_password(login: str, new: str) -> None:
+    """Log in to the e2e FerretDB with password `login` and change the user's password."""
+    uri = f"mongodb://{harness.MONGO_USER}:{login}@{harness.MONGO_HOST}/"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        uri, serverSelectionTimeoutMS=60_000
+    )
+    try:
+        await client.admin.command("updateUser", harness.MONGO_USER, pwd=new)
+    finally:
+        await client.close()
+
+
+async def test_wrong_database_credentials_for_60_s_dead_letter_nothing_and_lose_nothing(
+    cluster: Cluster, results: Results, started_at: datetime
+) -> None:
+    """The services' MongoDB password is wrong for 60 s, then right again.
+
+    A real authentication failure: the e2e FerretDB 1.24 runs with authentication
+    (`--test-enable-new-auth`, user created by `infra.sh` from SADA_FERRETDB_USERNAME/PASSWORD)
+    and every service logs in. The fault changes the user's password (`updateUser`) and
+    restarts FerretDB, which drops every pooled connection: for 60 s each new login fails with
+    `AuthenticationFailed` (code 18), exactly what a rotated or mistyped secret does. Then the
+    password is changed back. A system-wide failure: held and alerted, never dead-lettered.
+    """
+    letters_before = len(await _dead_letters())
+    failures_before = await _metric_total(cluster, "sada_system_wide_failures_total")
+    items = build(_run_id(), 200, resubmit_share=0)
+    sending = asyncio.create_task(_send_paced(items, seconds=6))
+    await asyncio.sleep(2)
+    wrong = "rotated-" + uuid.uuid4().hex
+    await _set_mongo_password(harness.MONGO_PASSWORD, wrong)
+    await asyncio.to_thread(harness.infra, "restart", "ferretdb")
+    await asyncio.sleep(60)
+    await _set_mongo_password(wrong, harness.MONGO_PASSWORD)
+    cleared = time.monotonic()
+    await sending
+    await Archive().wait_terminal({submission_id(i) for i in items}, started_at, within=300)
+    recovery = time.monotonic() - cleared
+    proof = await prove(items, started_at)
+    proof.assert_clean()
+    assert len(await _dead_letters()) == letters_before
+    assert await _metric_total(cluster, "sada_system_wide_failures_total") > failures_before
+    assert cluster.all_alive()
+    results.add(
+        Row(
+            "wrong database credentials for 60 s, then fixed",
+            proof.submissions,
+            0,
+            len(proof.lost),
+            proof.duplicate_emails,
+            recovery,
+            "logins refused (code 18): held and alerted, nothing dead-lettered",
         )
     )

@@ -1,9 +1,17 @@
+import errno
+
 import aiosmtplib
 from aiokafka import errors as kafka_errors
 from pymongo import errors as mongo_errors
 
 from shared.logging import scrub_personal_data, scrub_text
-from shared.retry import TransientError, is_transient
+from shared.retry import (
+    DeadLetterUnavailableError,
+    Failure,
+    TransientError,
+    classify,
+    is_transient,
+)
 
 
 def test_scrubber_redacts_personal_keys_and_masks_patterns() -> None:
@@ -53,3 +61,22 @@ def test_scrubber_leaves_timestamps_and_dates_alone() -> None:
     )
     assert scrubbed["timestamp"] == "2026-11-30T05:52:09.123456Z"
     assert scrubbed["note"] == "due 2026-11-30"
+
+
+def test_failures_are_classified_transient_system_wide_or_per_message() -> None:
+    system_wide = [
+        mongo_errors.OperationFailure("Authentication failed.", code=18),
+        mongo_errors.OperationFailure("requires authentication", code=13),
+        mongo_errors.OperationFailure("out of disk space", code=14031),
+        kafka_errors.TopicAuthorizationFailedError(),
+        kafka_errors.GroupAuthorizationFailedError(),
+        kafka_errors.ClusterAuthorizationFailedError(),
+        aiosmtplib.SMTPAuthenticationError(535, "bad credentials"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        DeadLetterUnavailableError("feedback.deadletter.v1 not writable"),
+    ]
+    assert {classify(exc) for exc in system_wide} == {Failure.SYSTEM_WIDE}
+    assert all(is_transient(exc) for exc in system_wide)  # retried, never dead-lettered
+    assert classify(mongo_errors.AutoReconnect("down")) is Failure.TRANSIENT
+    assert classify(mongo_errors.OperationFailure("bad $ operator", code=2)) is Failure.MESSAGE
+    assert classify(ValueError("bad payload")) is Failure.MESSAGE
