@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
@@ -197,3 +198,17 @@ def test_openapi_documents_describe_both_doors() -> None:
     assert "RawSubmission" in intake["components"]["schemas"]
     assert "get" in archive["paths"]["/v1/submissions"]
     assert archive["info"]["title"] == "Sada archive"
+
+
+def test_the_documents_need_no_running_infrastructure(monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list[object] = []
+
+    def refuse(_socket: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise ConnectionRefusedError(address)
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    contract.document.cache_clear()
+    assert contracts.render()
+    assert attempts == []
