@@ -249,6 +249,10 @@ def _complete(document: dict[str, Any], release: str) -> dict[str, Any]:
     document.setdefault("components", {})["securitySchemes"] = _SECURITY
     for channel in document["channels"].values():
         channel.pop("servers", None)  # no list: every server carries every channel
+    schemas: dict[str, Any] = document["components"]["schemas"]
+    for event in event_types():
+        # Always written (a default, not an option), and a oneOf's discriminator must be required.
+        schemas[event.__name__]["required"].append("event_type")
     messages: dict[str, Any] = document["components"]["messages"]
     for name, message in messages.items():
         raw = name.startswith(f"{topics.SUBMISSIONS}:")

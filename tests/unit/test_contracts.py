@@ -70,6 +70,12 @@ def test_every_topic_is_a_channel_with_the_events_that_name_it() -> None:
     assert {event.__name__ for event in contract.event_types()} <= carried
 
 
+def test_every_event_requires_its_discriminator() -> None:
+    schemas = document()["components"]["schemas"]
+    for event in contract.event_types():
+        assert "event_type" in schemas[event.__name__]["required"], event.__name__
+
+
 def test_raw_submission_schema_is_the_models_own() -> None:
     schema = document()["components"]["schemas"]["RawSubmission"]
     assert set(schema["properties"]) == set(Submission.model_fields) - {
