@@ -8,7 +8,7 @@ PY := $(ROOT)/.venv/bin/python
 INFRA := deploy/local/infra.sh
 PYTEST := $(ROOT)/.venv/bin/pytest
 
-.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv dashboard-png
+.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv dashboard-png contracts
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -45,6 +45,9 @@ demo: venv  ## send the samples and some broken inputs through both doors of a r
 
 dashboard-png: venv  ## plot the dashboard's key queries from the Prometheus of a running `make run`
 	$(PY) -m deploy.local.dashboard_png
+
+contracts: venv  ## regenerate docs/asyncapi.yaml and docs/openapi-*.json from the code
+	$(PY) -m deploy.contracts
 
 lint: venv  ## ruff (lint + format check) and mypy strict
 	.venv/bin/ruff check .

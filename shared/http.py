@@ -1,4 +1,4 @@
-"""The HTTP side every service shares: `/health`, `/metrics` and the broker's lifespan.
+"""The HTTP side every service shares: `/health`, `/metrics`, the contract and the lifespan.
 
 Each service is one FastAPI app: the broker starts and stops with it, so one uvicorn process
 serves the Kafka consumers, the metrics and any API of the service.
@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
+from fastapi.responses import HTMLResponse
 from faststream.kafka import KafkaBroker
+from faststream.specification import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from shared import contract
 from shared.logging import get_logger
 
 Check = Callable[[], Awaitable[bool]]
@@ -76,6 +79,16 @@ def create_app(
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    # The Kafka contract (docs/asyncapi.yaml) from every service, beside FastAPI's `/docs`.
+    @app.get("/asyncapi", include_in_schema=False)
+    async def asyncapi_page() -> HTMLResponse:
+        page = get_asyncapi_html(contract.document(version), try_it_out_path=None)
+        return HTMLResponse(page)
+
+    @app.get("/asyncapi.yaml", include_in_schema=False)
+    async def asyncapi_yaml() -> Response:
+        return Response(contract.document(version).to_yaml(), media_type="application/yaml")
 
     return app
 
