@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pymongo
 from aiokafka import ConsumerRecord
 from pymongo import AsyncMongoClient
 
@@ -45,7 +46,7 @@ from services.archive import audit
 from services.archive.archiver import Archiver
 from services.archive.chain import Anchor, verify_chain
 from services.archive.projection import anchors_of
-from services.archive.settings import ArchiveTopics
+from services.archive.settings import ArchiveMongoSettings, ArchiveSettings, ArchiveTopics
 from services.archive.store import ArchiveStore, MongoArchiveStore
 from services.intake.outcomes import Destinations, outcome_of
 from services.router import config as rules_config
@@ -53,6 +54,7 @@ from services.router.routing import routed_event
 from shared import events
 from shared.directory import load_channels
 from shared.kafka import Record
+from shared.mongo import make_client
 from tests import workload
 
 TOPICS = ArchiveTopics()
@@ -192,16 +194,21 @@ def _status_kib(pid: int | str, field: str) -> int:
 
 async def sweep_child(uri: str, database: str, mode: str, algorithm: str) -> dict[str, Any]:
     """Run one sweep in this (fresh) process and measure it."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True)
+    settings = ArchiveSettings(mongo=ArchiveMongoSettings(uri=uri, database=database))
+    client = make_client(settings.mongo, app_name="bench-audit")  # the service's timeouts
     store = MongoArchiveStore(client, database)
     await client.admin.command("ping")
-    sweep = audit.verify_all if algorithm == "streaming" else verify_all_in_memory
+    limit = settings.verify_timeout_seconds
     gc.collect()
     before = _status_kib("self", "VmRSS")
     if mode == "tracemalloc":
         tracemalloc.start()
     started = time.monotonic()
-    summary = await sweep(store)
+    if algorithm == "streaming":  # what `sada audit verify` and the hourly sweep run
+        summary = await audit.verify_all(store, time_limit=limit)
+    else:
+        with pymongo.timeout(limit):
+            summary = await verify_all_in_memory(store)
     seconds = time.monotonic() - started
     result: dict[str, Any] = {
         "chains": summary.chains,

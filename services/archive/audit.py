@@ -33,8 +33,9 @@ log = get_logger(__name__)
 
 Document = dict[str, Any]
 
-RECHECK_BATCH: Final = 100
-"""Chains re-read together (two queries, each a scan on FerretDB) when the pass may have raced."""
+RECHECK_BATCH: Final = 500
+"""Chains re-read together when the pass may have raced: two queries per batch (each a scan of
+the collection on FerretDB), and a few MB of documents (a chain is ~4 events, ~4 snapshots)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +220,9 @@ def _count(breaks: Iterable[Break]) -> None:
 class Sweeper:
     """Verifies the whole archive every `interval` seconds in the background (0 = never).
 
-    With a `lease`, the replicas share the work: each asks every `poll` seconds, and whichever
-    takes the lease's next term (one per `interval`, cluster-wide) runs the sweep. Without one,
-    this process sweeps every `interval` seconds on its own.
+    With a `lease`, the replicas share the work: each asks every `poll` seconds (after a first
+    wait of one interval), and whichever takes the lease's next term (one per `interval`,
+    cluster-wide) runs the sweep. Without one, this process sweeps every `interval` seconds.
     """
 
     def __init__(
@@ -253,9 +254,12 @@ class Sweeper:
                 await self._task
 
     async def _run(self) -> None:
+        # The first attempt waits a whole interval, as a single replica always has: a service
+        # just started (a deploy, a test, a benchmark) is not loaded with a sweep at once.
+        await asyncio.sleep(self._interval)
         while True:
-            await asyncio.sleep(self._poll)
             await self.sweep_if_due()
+            await asyncio.sleep(self._poll)
 
     async def sweep_if_due(self) -> Summary | None:
         """Sweep now if this process holds the lease's next term (always, without a lease)."""
