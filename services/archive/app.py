@@ -8,6 +8,7 @@ from faststream.kafka import KafkaBroker
 from services.archive import api, handlers
 from services.archive.archiver import Archiver
 from services.archive.audit import Sweeper
+from services.archive.lease import LEASES, SWEEP_LEASE, Lease, MongoLease, holder_name
 from services.archive.settings import ArchiveSettings
 from services.archive.store import ArchiveStore, MongoArchiveStore
 from shared import logging, version
@@ -35,15 +36,28 @@ def build(
     """Return the archive app; `store` and `broker` default to the real ones from settings."""
     broker = broker or make_broker(settings.kafka, service=SERVICE)
     closers = []
+    lease: Lease | None = None  # an injected store (tests) sweeps on its own
     if store is None:
         client = make_client(settings.mongo, app_name=SERVICE)
         store = MongoArchiveStore(
             client, settings.mongo.database, query_indexes=settings.query_indexes
         )
+        lease = MongoLease(
+            client[settings.mongo.database][LEASES],
+            SWEEP_LEASE,
+            ttl=settings.verify_interval_seconds,
+            holder=holder_name(),
+        )
         closers.append(client.close)
     archiver = Archiver(store, settings.topics, cache_size=settings.head_cache_size)
     handlers.register(broker, settings, archiver)
-    sweeper = Sweeper(store, settings.verify_interval_seconds)
+    # One replica per interval sweeps the whole archive: the others ask the lease and stand down.
+    sweeper = Sweeper(
+        store,
+        settings.verify_interval_seconds,
+        lease=lease,
+        timeout=settings.verify_timeout_seconds,
+    )
     lag = lag_monitor(
         settings.kafka, service=SERVICE, group_id=settings.group_id, topics=settings.topics.all()
     )

@@ -44,7 +44,7 @@ async def _verify(settings: ArchiveSettings, submission: str | None, *, as_json:
                 return 2
             chains, events, breaks = 1, report.events, report.breaks
         else:
-            summary = await audit.verify_all(store)
+            summary = await audit.verify_all(store, time_limit=settings.verify_timeout_seconds)
             chains, events, breaks = summary.chains, summary.events, summary.breaks
     finally:
         await client.close()

@@ -75,7 +75,16 @@ class ArchiveSettings(ServiceSettings):
     verify_interval_seconds: float = Field(
         default=3600.0,
         ge=0,
-        description="Full chain verification in the background every N seconds (0 = never).",
+        description="Full chain verification every N seconds (0 = never), run by one replica "
+        "of the cluster at a time (a lease in the `leases` collection).",
+    )
+    verify_timeout_seconds: float = Field(
+        # FerretDB 1.24 sorts a whole collection before it answers the sweep's first read (about
+        # 3 minutes at 50,000 submissions here), far beyond the socket timeout of other reads.
+        default=3600.0,
+        gt=0,
+        description="The longest a full verification (sweep or `sada audit verify`) may take; "
+        "its reads wait this long for the database.",
     )
 
     @field_validator("mongo", mode="before")

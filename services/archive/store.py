@@ -51,6 +51,9 @@ list filter with the cursor's sort key `created_at`, `_id` behind it)."""
 
 QueryIndexes = Literal["auto", "always", "never"]
 
+SWEEP_BATCH = 1000
+"""Documents per cursor batch in a full sweep: about 1-2 MB of events held at a time."""
+
 
 @dataclass(frozen=True, slots=True)
 class Position:
@@ -117,7 +120,7 @@ class ArchiveStore(Protocol):
         """Yield every event ordered by chain and position."""
 
     def all_snapshots(self) -> AsyncIterator[Document]:
-        """Yield every snapshot."""
+        """Yield every snapshot ordered by chain (`submission_id`), as `all_events` orders them."""
 
 
 def snapshot_filter(query: SnapshotQuery, after: Position | None) -> Document:
@@ -272,14 +275,25 @@ class MongoArchiveStore:
         return [doc async for doc in cursor]
 
     async def all_events(self) -> AsyncIterator[Document]:
-        """Yield every event ordered by chain and position."""
-        cursor = self.events.find({}, batch_size=1000).sort(
+        """Yield every event ordered by chain and position (MongoDB: along the chain index).
+
+        FerretDB 1.24 sorts in its own memory before the first batch (see docs/audit.md); the
+        caller's memory holds one batch at a time either way.
+        """
+        cursor = self.events.find({}, batch_size=SWEEP_BATCH, allow_disk_use=True).sort(
             [("submission_id", ASCENDING), ("seq", ASCENDING)]
         )
         async for doc in cursor:
             yield doc
 
     async def all_snapshots(self) -> AsyncIterator[Document]:
-        """Yield every snapshot."""
-        async for doc in self.submissions.find({}, batch_size=1000):
+        """Yield every snapshot ordered by chain (`submission_id`), as `all_events` orders them.
+
+        MongoDB walks the snapshots' `chain` index where query indexes exist, and may otherwise
+        spill the sort to disk (`allowDiskUse`, which FerretDB accepts and ignores).
+        """
+        cursor = self.submissions.find({}, batch_size=SWEEP_BATCH, allow_disk_use=True).sort(
+            [("submission_id", ASCENDING), ("rank", ASCENDING)]
+        )
+        async for doc in cursor:
             yield doc

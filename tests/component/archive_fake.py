@@ -133,5 +133,5 @@ class InMemoryArchiveStore:
 
     async def all_snapshots(self) -> AsyncIterator[Document]:
         self._check()
-        for doc in list(self.submissions.values()):
+        for doc in sorted(self.submissions.values(), key=lambda d: d["submission_id"]):
             yield copy.deepcopy(doc)
