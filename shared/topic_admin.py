@@ -38,12 +38,8 @@ from shared.topic_spec import TopicSettings, TopicsFile
 log = get_logger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
-OWNED = (
-    "retention.ms",
-    "min.insync.replicas",
-    "cleanup.policy",
-)
-"""The topic configs the spec owns (`TopicSettings.configs`)."""
+OWNED = ("retention.ms", "min.insync.replicas", "cleanup.policy")
+"""The topic configs the spec owns: the keys of `TopicSettings.configs`."""
 
 
 class SpecMismatchError(RuntimeError):
@@ -98,7 +94,7 @@ def _raise_for(code: int, message: str | None, name: str) -> None:
 
 
 async def describe(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, TopicState]:
-    """Partitions, replication and the spec-owned configs of the `names` that exist."""
+    """Return partitions, replication and the spec-owned configs of the `names` that exist."""
     existing = set(await admin.list_topics())
     present = [name for name in names if name in existing]
     if not present:

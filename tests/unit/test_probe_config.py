@@ -1,4 +1,4 @@
-"""The Kubernetes probes point at the endpoints with the meaning each needs, which the app serves."""
+"""Each Kubernetes probe points at the endpoint with the meaning it needs; the app serves it."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import topic_spec, topics
+from shared import topic_admin, topic_spec, topics
 from shared.config import ConfigError
 
 DAY_MS = 24 * 3_600_000
@@ -127,3 +127,7 @@ def test_unknown_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"defaults\.acks: Extra inputs") as caught:
         topic_spec.load(_write(tmp_path, text))
     assert caught.value.line == 3
+
+
+def test_the_admin_reads_back_every_config_the_spec_sets() -> None:
+    assert set(topic_admin.OWNED) == set(topic_spec.load().all()[0].configs())
