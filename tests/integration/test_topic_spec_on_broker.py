@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -87,3 +90,36 @@ async def test_production_spec_on_one_broker_is_refused_not_silently_lowered(
     with pytest.raises(topic_admin.SpecMismatchError, match="--single-node"):
         await topic_admin.apply(admin, spec, names=[name])
     await admin.delete_topics([name])
+
+
+def _topic_admin(*args: str, single_node: bool) -> subprocess.CompletedProcess[str]:
+    """Run the command compose's kafka-init and the Kubernetes Job run."""
+    env = {**os.environ, "SADA_KAFKA__BOOTSTRAP_SERVERS": infra.KAFKA, "SADA_LOG_JSON": "true"}
+    env.pop("SADA_TOPICS_SINGLE_NODE", None)
+    if single_node:
+        env["SADA_TOPICS_SINGLE_NODE"] = "true"
+    return subprocess.run(
+        [sys.executable, "-m", "shared.topic_admin", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+async def test_the_job_command_says_its_override_or_refuses() -> None:
+    await ensure_topics(infra.KAFKA, partitions=3, single_node=True)
+    # as written (replication 3, min.insync 2) a one-broker cluster cannot hold it: refused
+    refused = _topic_admin(single_node=False)
+    assert refused.returncode == 2
+    assert "--single-node" in refused.stderr
+    # compose's explicit override: applied, and said in the log
+    applied = _topic_admin(single_node=True)
+    assert applied.returncode == 0, applied.stderr
+    assert "overridden for a single-node broker" in applied.stderr
+    assert f"topic {topics.SUBMISSIONS}" in applied.stdout
+    # --check: the local topics have 3 partitions, the spec says 6
+    checked = _topic_admin("--check", single_node=True)
+    assert checked.returncode == 1
+    assert "the spec says 6: left as is" in checked.stdout
