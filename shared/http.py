@@ -51,10 +51,11 @@ def create_app(
     long a consume loop may go without polling before `/health/live` fails (default: the
     consumer's max.poll.interval).
     """
-    started = asyncio.Event()
+    started, stopping = asyncio.Event(), asyncio.Event()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stopping.clear()
         for hook in on_startup:
             await hook()
         await broker.start()
@@ -66,6 +67,8 @@ def create_app(
             yield
         finally:
             started.clear()
+            # The consumers stop on purpose now: liveness must not kill the graceful stop.
+            stopping.set()
             for hook in on_stop:
                 await hook()
             await broker.stop()
@@ -90,6 +93,8 @@ def create_app(
 
     @app.get("/health/live", tags=["operations"], summary="Liveness: consume loops polling")
     async def live(response: Response) -> dict[str, object]:
+        if stopping.is_set():
+            return {"status": "stopping", "service": service, "loops": {}}
         alive, loops = liveness.verdict(
             liveness.loop_states(broker, limit_seconds=liveness_limit_seconds)
         )

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka.annotations import KafkaMessage
 
 from deploy.local.topics import ensure_topics
+from shared import liveness
 from shared.http import create_app
 from shared.kafka import batch_subscriber, make_broker
 from shared.settings import KafkaSettings
@@ -101,3 +102,33 @@ async def test_a_wedged_consume_loop_fails_liveness_and_recovers(
     assert (await http.get("/health/ready")).status_code == 200
     wedge.release.set()
     await eventually(live)
+
+
+async def test_liveness_holds_while_the_service_stops_on_purpose() -> None:
+    # SIGTERM stops the consumers first; a liveness failure then would cut the graceful stop
+    topic = infra.unique("probe-stop")
+    await ensure_topics(infra.KAFKA, 1, (topic,), single_node=True)
+    settings = KafkaSettings(bootstrap_servers=infra.KAFKA)
+    broker = make_broker(settings, service="probe")
+    subscriber = batch_subscriber(broker, topic, group_id=topic, settings=settings)
+
+    @subscriber
+    async def handle(_body: list[bytes], msg: KafkaMessage) -> None:
+        await msg.ack()
+
+    seen: list[tuple[bool, int, str]] = []
+
+    async def probe_after_the_consumers_stopped() -> None:
+        loops_alive, _ = liveness.verdict(liveness.loop_states(broker))
+        answer = await http.get("/health/live")
+        seen.append((loops_alive, answer.status_code, answer.json()["status"]))
+
+    app = create_app(
+        service="probe", version="0", broker=broker, on_shutdown=[probe_after_the_consumers_stopped]
+    )
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://probe")
+    async with http:
+        async with app.router.lifespan_context(app):
+            assert (await http.get("/health/live")).json()["status"] == "alive"
+        # the loops are down (the raw verdict says so) and the probe still answers 200
+        assert seen == [(False, 200, "stopping")]
