@@ -413,7 +413,7 @@ async def start_stack() -> None:
     print("starting the private stack (.run/bench: Kafka, FerretDB, SMTP sink) ...")
     infra("reset")
     infra("up")
-    await ensure_topics(BOOTSTRAP, kafka.PARTITIONS)
+    await ensure_topics(BOOTSTRAP, kafka.PARTITIONS, single_node=True)
     await kafka.ready_for_groups(BOOTSTRAP)
 
 

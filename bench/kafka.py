@@ -34,7 +34,7 @@ def producer(bootstrap: str, **extra: object) -> AIOKafkaProducer:
 
 async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = PARTITIONS) -> None:
     """Create `names` (missing ones only) with `partitions` partitions each."""
-    await ensure_topics(bootstrap, partitions, tuple(names))
+    await ensure_topics(bootstrap, partitions, tuple(names), single_node=True)
 
 
 async def fill(bootstrap: str, records: Iterable[Outgoing], chunk: int = 5000) -> int:

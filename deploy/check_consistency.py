@@ -37,16 +37,31 @@ def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
         return [doc for doc in yaml.safe_load_all(stream) if doc]
 
 
-def check_compose(compose: dict[str, Any]) -> Iterator[str]:
-    """Topics, partitions, and what every Sada service in compose must have."""
+def topic_partitions() -> dict[str, int]:
+    """Partitions of each topic in deploy/config/topics.yaml (an entry's own, or the default)."""
+    spec = yaml.safe_load((ROOT / "deploy" / "config" / "topics.yaml").read_text("utf-8"))
+    default = spec["defaults"]["partitions"]
+    return {t["name"]: int(t.get("partitions", default)) for t in spec["topics"]}
+
+
+def check_topic_spec(partitions: dict[str, int]) -> Iterator[str]:
+    """The spec lists exactly the topics of shared/topics.py."""
     topics: tuple[str, ...] = runpy.run_path(str(ROOT / "shared" / "topics.py"))["ALL"]
-    services = compose["services"]
-    init_env = services["kafka-init"]["environment"]
-    created = set(str(init_env["TOPICS"]).split())
-    if created != set(topics):
+    if set(partitions) != set(topics):
         yield (
-            f"compose kafka-init creates {sorted(created)}, shared/topics.py has {sorted(topics)}"
+            f"deploy/config/topics.yaml lists {sorted(partitions)},"
+            f" shared/topics.py has {sorted(topics)}"
         )
+
+
+def check_compose(compose: dict[str, Any]) -> Iterator[str]:
+    """kafka-init applies the topic spec; what every Sada service in compose must have."""
+    services = compose["services"]
+    init = services["kafka-init"]
+    if init.get("entrypoint") != ["python", "-m", "shared.topic_admin"] or init.get("command"):
+        yield f"compose kafka-init: entrypoint {init.get('entrypoint')} does not apply the spec"
+    if not any(v.get("target") == "/app/deploy/config" for v in init.get("volumes", [])):
+        yield "compose kafka-init: deploy/config (topics.yaml) is not mounted"
     for name, port in SERVICES.items():
         service = services.get(name)
         if service is None:
@@ -82,6 +97,8 @@ def check_k8s(
 ) -> Iterator[str]:
     """Each service deployed once with consistent ports; production replicas = partitions."""
     for label, docs in (("base", base), ("production", production)):
+        yield from check_topics_job(label, docs)
+    for label, docs in (("base", base), ("production", production)):
         found = deployments(docs)
         for name, port in SERVICES.items():
             deployment = found.get(f"sada-{name}")
@@ -102,8 +119,34 @@ def check_k8s(
             if label == "production" and deployment["spec"].get("replicas") != partitions:
                 yield (
                     f"k8s production sada-{name}: replicas {deployment['spec'].get('replicas')}"
-                    f" != {partitions} partitions per topic (docker-compose.yml kafka-init)"
+                    f" != {partitions} partitions per topic (deploy/config/topics.yaml)"
                 )
+
+
+def check_topics_job(label: str, docs: list[dict[str, Any]]) -> Iterator[str]:
+    """The Job sada-topics applies the spec as written, connected like the services."""
+    jobs = [d for d in docs if d.get("kind") == "Job" and d["metadata"]["name"] == "sada-topics"]
+    if not jobs:
+        yield f"k8s {label}: Job sada-topics (deploy/k8s/base/topics-job.yaml) is missing"
+        return
+    pod = jobs[0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    command = [*container.get("command", []), *container.get("args", [])]
+    if command != ["python", "-m", "shared.topic_admin"]:
+        yield f"k8s {label} sada-topics: runs {command}, want the spec as written"
+    env = {e["name"] for e in container.get("env", [])}
+    if "SADA_TOPICS_SINGLE_NODE" in env:
+        yield f"k8s {label} sada-topics: the single-node override has no place in Kubernetes"
+    refs = [str(e.get("configMapRef", {}).get("name", "")) for e in container.get("envFrom", [])]
+    if not any(ref.startswith("sada-env") for ref in refs):
+        yield f"k8s {label} sada-topics: does not read the ConfigMap sada-env"
+    if label == "production" and "SADA_KAFKA__SASL_PASSWORD" not in env:
+        yield "k8s production sada-topics: no SASL credentials (overlays/production)"
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    if not str(volumes.get("config", {}).get("configMap", {}).get("name", "")).startswith(
+        "sada-config"
+    ):
+        yield f"k8s {label} sada-topics: does not mount the ConfigMap sada-config"
 
 
 def check_prometheus() -> Iterator[str]:
@@ -185,8 +228,16 @@ def main(argv: list[str]) -> int:
     """Run every check; print the findings; 1 if there are any."""
     compose_json, base_yaml, production_yaml = (Path(a) for a in argv[1:4])
     compose = json.loads(compose_json.read_text("utf-8"))
-    partitions = int(compose["services"]["kafka-init"]["environment"]["PARTITIONS"])
+    per_topic = topic_partitions()
+    counts = set(per_topic.values())
+    partitions = max(counts)
     findings = [
+        *check_topic_spec(per_topic),
+        *(
+            [f"deploy/config/topics.yaml: partition counts differ {sorted(counts)}; one per group"]
+            if len(counts) > 1
+            else []
+        ),
         *check_compose(compose),
         *check_k8s(load_yaml_docs(base_yaml), load_yaml_docs(production_yaml), partitions),
         *check_prometheus(),
@@ -198,7 +249,8 @@ def main(argv: list[str]) -> int:
         print(f"FAIL: {finding}")
     if not findings:
         print(
-            f"consistent: topics = shared/topics.py, production replicas = {partitions} partitions,"
+            "consistent: topics.yaml = shared/topics.py, production replicas ="
+            f" {partitions} partitions,"
             " ports, scrape targets, metric names"
         )
     return 1 if findings else 0

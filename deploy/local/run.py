@@ -35,7 +35,7 @@ Try `make demo` in another terminal. A crashed service restarts; Ctrl-C stops th
 
 def main() -> None:
     """Create the topics, print the addresses and hand over to honcho."""
-    created = asyncio.run(ensure_topics("127.0.0.1:9092", partitions=3))
+    created = asyncio.run(ensure_topics("127.0.0.1:9092", partitions=3, single_node=True))
     if created:
         print(f"created topics: {', '.join(created)}")
     print(WHERE, flush=True)

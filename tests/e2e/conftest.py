@@ -30,7 +30,7 @@ def results() -> Iterator[Results]:
 async def cluster() -> AsyncIterator[harness.Cluster]:
     harness.infra("reset")
     harness.infra("up")
-    await ensure_topics(harness.BOOTSTRAP, partitions=3)
+    await ensure_topics(harness.BOOTSTRAP, partitions=3, single_node=True)
     processes = harness.Cluster.build()
     await processes.start()
     try:
