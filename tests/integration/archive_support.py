@@ -13,9 +13,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import RecordMetadata
 from fastapi import FastAPI
+from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from services.archive.app import build
+from services.archive.clients import ApiClientConfig
 from services.archive.settings import ArchiveMongoSettings, ArchiveSettings, ArchiveTopics
 from shared.settings import KafkaSettings
 from tests import infra
@@ -66,7 +68,11 @@ def settings_for(
         kafka=KafkaSettings(
             bootstrap_servers=infra.KAFKA, batch_timeout_ms=50, hold_seconds=hold_seconds
         ),
-        api_tokens=(TOKEN,),
+        api_clients=(
+            ApiClientConfig(
+                name="it-auditor", token=SecretStr(TOKEN), scopes=("read", "personal_data")
+            ),
+        ),
         verify_interval_seconds=0,
     )
 
