@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -114,6 +117,20 @@ class Producer:
             for topic, value, key in items
         ]
         await asyncio.gather(*futures)
+
+
+def audit_cli(database: str, *args: str) -> tuple[int, str]:
+    """Run `sada audit verify` as an operator would; return its exit code and report."""
+    env = {**os.environ, "SADA_MONGO__DATABASE": database, "SADA_MONGO__URI": infra.MONGO_URI}
+    done = subprocess.run(
+        [sys.executable, "-c", "from shared.cli import main; main()", "audit", "verify", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout
 
 
 def mongo(settings: ArchiveSettings) -> AsyncMongoClient[Document]:
