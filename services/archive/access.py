@@ -110,7 +110,8 @@ def seal_access(event: ArchiveAccessed, head: Head, archived_at: datetime) -> Do
         "prev_hash": head.hash,
         "hash": link_hash(head.hash, canonical),
         "event_type": event.event_type,
-        "client": event.payload.client,
+        "client": event.payload.client,  # for queries; `event` (hashed) is what counts
+        "accessed": event.payload.submission_id,
         "occurred_at": event.occurred_at,
         "archived_at": archived_at,
         "event": canonical,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from services.archive.clients import ApiClientConfig
 from services.archive.store import QueryIndexes
@@ -71,7 +71,6 @@ class ArchiveSettings(ServiceSettings):
     )
     archive_api_token: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("SADA_ARCHIVE_API_TOKEN", "archive_api_token"),
         description="Older form, kept working: one plain bearer token, the client "
         "`archive-api-token` with the `read` scope only.",
     )

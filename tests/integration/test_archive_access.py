@@ -63,6 +63,8 @@ async def test_reads_are_archived_as_access_events_that_verify_and_show_tamperin
             ("it-dashboard", "/v1/submissions", None),
         ]
         assert [p["personal_data"] for p in payloads] == [True, False, False]
+        readers = await db.events.find({**ACCESSED, "accessed": sub.submission_id}).to_list()
+        assert sorted(d["client"] for d in readers) == ["it-auditor", "it-dashboard"]
         assert not [d for d in docs if "a.harbi" in d["event"] or "الحربي" in d["event"]]
         day = datetime.now(UTC).date().isoformat()
         chains = sorted({d["submission_id"] for d in docs})
