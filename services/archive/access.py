@@ -180,9 +180,11 @@ class AccessLog:
                 await asyncio.shield(stored)  # on timeout the event is still stored later
         except TimeoutError:
             metrics.ACCESSES.labels("refused").inc()
+            stored.add_done_callback(_settled)  # nobody waits for it any more
             raise AccessLogUnavailableError("the access log is too slow") from None
 
     async def _run(self) -> None:
+        """Store whatever is waiting, in batches, and release each read once its event is in."""
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_size and not self._queue.empty():
@@ -254,3 +256,9 @@ class AccessLog:
         for doc in sorted(found.values(), key=lambda doc: doc["seq"]):  # stored by an earlier try
             self._heads[doc["submission_id"]] = Head(doc["seq"], doc["hash"])
         return [event for event in pending if event.event_id not in found]
+
+
+def _settled(future: asyncio.Future[None]) -> None:
+    """Retrieve the outcome of a write no read waits for (so asyncio does not report it)."""
+    if not future.cancelled():
+        future.exception()

@@ -127,3 +127,11 @@ def test_redaction_leaves_absent_personal_fields_and_events_without_any_unchange
     assert anonymous == {"submitter": None, "answers": [{"answer": REDACTED, "q": 1}]}
     receipt, changed = redact({"raw": '{"submitter": {"name": "x"}}', "raw_sha256": "ab"})
     assert (receipt, changed) == ({"raw": REDACTED, "raw_sha256": "ab"}, True)
+
+
+def test_an_error_message_that_may_quote_the_input_keeps_only_its_type() -> None:
+    error = "ValidationError: 1 validation error, input_value={'email': 'x@example.sa'}"
+    cleaned, changed = redact({"payload": {"error": error, "service": "router"}})
+    assert changed
+    assert cleaned == {"payload": {"error": f"ValidationError: {REDACTED}", "service": "router"}}
+    assert redact({"error": "ValueError"}) == ({"error": "ValueError"}, False)
