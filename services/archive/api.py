@@ -232,7 +232,15 @@ def _query(values: Mapping[str, object]) -> dict[str, str]:
 
 def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> APIRouter:
     accesses = Accesses(log)
-    router = APIRouter(prefix="/v1", tags=["audit"])
+    router = APIRouter(
+        prefix="/v1",
+        tags=["audit"],
+        responses={
+            401: {"description": "Missing or unknown bearer token."},
+            403: {"description": "The client has no `read` scope."},
+            503: {"description": "The read could not be recorded in the access log; retry."},
+        },
+    )
 
     @router.get("/submissions", summary="List submissions", response_model=SubmissionPage)
     async def list_submissions(
