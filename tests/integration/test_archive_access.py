@@ -3,18 +3,27 @@
 The archive runs on its own topics and database; the API is read by a client with the
 `personal_data` scope and by one without; the access events are then read from the database,
 verified by the chain verification and by `sada audit verify`, and an edited one is found.
+Then the archive runs as a process, is read by 20 concurrent readers and stopped with SIGTERM
+mid-stream: it shuts down gracefully and every read it answered is on record.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
+import httpx
 import orjson
 
 from services.archive import audit
 from services.archive.clients import ApiClientConfig, hash_token
 from services.archive.store import MongoArchiveStore
 from tests import archive_samples as samples
+from tests import infra
 from tests.integration.archive_support import (
     AUTH,
     Producer,
@@ -25,6 +34,7 @@ from tests.integration.archive_support import (
     running,
     settings_for,
 )
+from tests.integration.notifier_harness import free_port
 
 READER = {"Authorization": "Bearer it-reader-token"}
 ACCESSED = {"event_type": "archive.accessed"}
@@ -90,5 +100,77 @@ async def test_reads_are_archived_as_access_events_that_verify_and_show_tamperin
         assert code == 1
         assert f"submission={chains[1]} seq=0 kind=edited" in out
     finally:
+        await client.drop_database(settings.mongo.database)
+        await client.close()
+
+
+async def test_every_read_answered_before_a_sigterm_is_on_record_after_it(tmp_path: Path) -> None:
+    names = await private_topics()
+    settings = settings_for(names)
+    port = free_port()
+    env = {
+        **os.environ,
+        "SADA_ENVIRONMENT": "test",
+        "SADA_HTTP_PORT": str(port),
+        "SADA_LOG_JSON": "true",
+        "SADA_KAFKA__BOOTSTRAP_SERVERS": infra.KAFKA,
+        "SADA_KAFKA__LAG_INTERVAL_SECONDS": "0",
+        "SADA_MONGO__URI": infra.MONGO_URI,
+        "SADA_MONGO__DATABASE": settings.mongo.database,
+        "SADA_GROUP_ID": settings.group_id,
+        "SADA_VERIFY_INTERVAL_SECONDS": "0",
+        "SADA_API_CLIENTS": orjson.dumps(
+            [{"name": "it-dashboard", "token_sha256": hash_token("it-reader-token")}]
+        ).decode(),
+        **{f"SADA_TOPICS__{field.upper()}": topic for field, topic in names.model_dump().items()},
+    }
+    log = tmp_path / "archive.log"
+    with log.open("wb") as output:
+        archive = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-c", "from shared.cli import main; main()", "serve", "archive"),
+            env=env,
+            stdout=output,
+            stderr=output,
+        )
+    client = mongo(settings)
+    answered: list[int] = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+
+            async def healthy() -> bool:
+                return (await http.get("/health")).status_code == 200
+
+            await eventually(healthy, within=60)
+
+            async def reader() -> None:
+                while True:
+                    try:
+                        got = await http.get("/v1/submissions/SADA-0000-0000", headers=READER)
+                    except httpx.TransportError:
+                        return  # the archive stopped listening
+                    if got.status_code != 404:
+                        return  # 503 while stopping: not served, nothing to count
+                    answered.append(got.status_code)
+
+            readers = [asyncio.create_task(reader()) for _ in range(20)]
+
+            async def busy() -> bool:
+                return len(answered) >= 300
+
+            await eventually(busy, within=60, every=0.05)
+            archive.send_signal(signal.SIGTERM)  # while 20 reads are in flight
+            await asyncio.gather(*readers)
+        await asyncio.wait_for(archive.wait(), 60)
+        # uvicorn re-raises the signal after its graceful shutdown: the log says it was graceful
+        assert '"service stopped"' in log.read_text(encoding="utf-8")
+        db = client[settings.mongo.database]
+        stored = await db.events.count_documents(ACCESSED)
+        assert stored >= len(answered) >= 300  # every answered read is on record
+        summary = await audit.verify_all(MongoArchiveStore(client, settings.mongo.database))
+        assert (summary.ok, summary.events) == (True, stored)
+    finally:
+        if archive.returncode is None:
+            archive.kill()
+            await archive.wait()
         await client.drop_database(settings.mongo.database)
         await client.close()
