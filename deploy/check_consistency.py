@@ -149,6 +149,24 @@ def check_topics_job(label: str, docs: list[dict[str, Any]]) -> Iterator[str]:
         yield f"k8s {label} sada-topics: does not mount the ConfigMap sada-config"
 
 
+def check_intake_replicas(production: list[dict[str, Any]]) -> Iterator[str]:
+    """Intake shares its rate limit out by SADA_INTAKE_REPLICAS: it must be its replica count."""
+    intake = deployments(production).get("sada-intake")
+    if intake is None:
+        return
+    replicas = intake["spec"].get("replicas", 1)
+    env: dict[str, str] = {}
+    for doc in production:
+        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"].startswith("sada-env"):
+            env.update(doc.get("data", {}))
+    told = env.get("SADA_INTAKE_REPLICAS", "1")
+    if told != str(replicas):
+        yield (
+            f"k8s production: SADA_INTAKE_REPLICAS={told} but sada-intake runs {replicas} "
+            "replicas (each admits the rate limit ÷ SADA_INTAKE_REPLICAS)"
+        )
+
+
 def check_prometheus() -> Iterator[str]:
     """Both scrape configs name the four services on their ports."""
     for file, host in (("prometheus.yml", None), ("prometheus.local.yml", "127.0.0.1")):
@@ -240,6 +258,7 @@ def main(argv: list[str]) -> int:
         ),
         *check_compose(compose),
         *check_k8s(load_yaml_docs(base_yaml), load_yaml_docs(production_yaml), partitions),
+        *check_intake_replicas(load_yaml_docs(production_yaml)),
         *check_prometheus(),
         *check_metrics(),
         *check_config_map(),

@@ -221,6 +221,46 @@ AnyEvent = Annotated[
 ]
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
+
+class AccessPayload(Frozen):
+    """One read of the archive's API: who, which endpoint, about what; never personal data."""
+
+    client: str = Field(description="The API client's configured name, e.g. `auditor-1`.")
+    endpoint: str = Field(description="The route template, e.g. `/v1/submissions/{key}`.")
+    method: str = Field(default="GET", description="The HTTP method.")
+    status: int = Field(description="The HTTP status answered.")
+    submission_id: str | None = Field(
+        default=None, description="The submission (chain) read, when the endpoint reads one."
+    )
+    query: dict[str, str] = Field(
+        default_factory=dict,
+        description="The validated query parameters (enums, identifiers, times, cursors).",
+    )
+    personal_data: bool = Field(
+        description="True when the answer could include personal data (client's scope)."
+    )
+    request_id: str = Field(description="A random id of the request (one event per read).")
+
+
+class ArchiveAccessed(Frozen):
+    """`archive.accessed`: written by the archive into its own store, never on a topic.
+
+    Access events form hash chains of their own, one per client, UTC day and archive process
+    (`submission_id` = `access:<day>:<client>:<writer>`), verified like every other chain.
+    """
+
+    event_id: str = Field(description="UUIDv5 of the chain and the request id.")
+    event_type: Literal["archive.accessed"] = "archive.accessed"
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Envelope schema version.")
+    submission_id: str = Field(
+        description="The access chain this event is on (every archived event names its chain "
+        "here); the submission read is `payload.submission_id`."
+    )
+    occurred_at: datetime = Field(description="When the read was answered (UTC).")
+    producer: Producer = Field(description="The archive and its version.")
+    payload: AccessPayload
+
+
 E = TypeVar("E", bound=Envelope)
 
 

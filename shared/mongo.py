@@ -66,3 +66,24 @@ async def insert_unordered(
             raise
         return {int(error["index"]) for error in errors}
     return set()
+
+
+async def insert_ordered(collection: AsyncCollection[Document], docs: Sequence[Document]) -> int:
+    """Insert `docs` in order up to the first duplicate key; return how many were inserted.
+
+    For appends where each document links to the one before it: nothing after a refusal is
+    written. Any other write error is raised; a write-concern error is transient.
+    """
+    if not docs:
+        return 0
+    try:
+        await collection.insert_many(list(docs), ordered=True)
+    except BulkWriteError as exc:
+        details = exc.details
+        if details.get("writeConcernErrors"):
+            raise TransientError("write concern not satisfied") from exc
+        errors = details.get("writeErrors", [])
+        if not errors or errors[0].get("code") != DUPLICATE_KEY:
+            raise
+        return int(errors[0]["index"])
+    return len(docs)

@@ -6,4 +6,8 @@ by `sada audit verify`. `submissions` holds one append-only snapshot per status 
 reached; the highest-ranked snapshot is its current state. The archive only ever inserts: an
 update or a delete in its database is by definition tampering, and inserts are the one write
 FerretDB 1.24 (SQLite) performs in constant time (see `store.py`).
+
+The API's callers are named clients with scopes (`clients.py`): personal data only with the
+`personal_data` scope (`personal_data.py`), and every read archived as an `archive.accessed`
+event on a hash chain of its own before it is answered (`access.py`).
 """

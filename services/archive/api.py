@@ -1,5 +1,11 @@
 """The read-only audit API: `/v1/submissions`, a submission's timeline, verify, and export.
 
+Each bearer token names a client with scopes (`clients.py`). Every read is answered only after
+its `archive.accessed` event is stored (`access.py`): client, endpoint, submission, parameters.
+Event contents (a timeline's events, the export's lines) carry personal data only for clients
+with the `personal_data` scope; others get them redacted (`personal_data.py`). Listings and
+verification carry no personal data at all.
+
 Every query parameter is a typed value (an enum, an identifier matching a pattern, an aware
 datetime, a bounded integer), so nothing a caller sends can become a MongoDB operator. Errors
 never echo the caller's input, which might be personal data.
@@ -7,8 +13,9 @@ never echo the caller's input, which might be personal data.
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -19,7 +26,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
 
 from services.archive import audit, reads
+from services.archive.access import Access, AccessLog, AccessLogUnavailableError
 from services.archive.chain import BreakKind
+from services.archive.clients import READ, ApiClient, ApiClients
+from services.archive.personal_data import redact
 from services.archive.settings import ArchiveSettings
 from services.archive.status import RecordType, Status
 from services.archive.store import ArchiveStore, SnapshotQuery
@@ -78,6 +88,11 @@ class EventView(BaseModel):
     event: dict[str, Any] | None = Field(
         description="The event as archived (raw receipts carry `raw` as a string)."
     )
+    redacted: bool = Field(
+        default=False,
+        description="True when personal data in `event` was replaced by `[redacted]` (the "
+        "client has no `personal_data` scope); `hash` is over the event as archived.",
+    )
 
 
 class SubmissionDetail(BaseModel):
@@ -113,9 +128,17 @@ class VerifyView(BaseModel):
     breaks: list[BreakView]
 
 
-def install(app: FastAPI, store: ArchiveStore, settings: ArchiveSettings) -> None:
+def install(
+    app: FastAPI,
+    store: ArchiveStore,
+    settings: ArchiveSettings,
+    *,
+    clients: ApiClients,
+    accesses: AccessLog,
+) -> None:
     """Add the audit API and an input-free validation error handler to `app`."""
-    app.include_router(_router(store, settings))
+    app.state.token_guard = TokenGuard(clients)
+    app.include_router(_router(store, settings, accesses))
     app.add_exception_handler(RequestValidationError, _validation_error)
 
 
@@ -132,30 +155,96 @@ BEARER = HTTPBearer(auto_error=False, description="An archive API token.")
 
 
 class TokenGuard:
-    """A FastAPI dependency that lets a request through only with a configured bearer token."""
+    """Lets a request through only with the token of a client that has the `read` scope."""
 
-    def __init__(self, settings: ArchiveSettings) -> None:
-        self._tokens = [token.get_secret_value().encode() for token in settings.api_tokens]
+    def __init__(self, clients: ApiClients) -> None:
+        self._clients = clients
 
-    async def __call__(
-        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-    ) -> None:
-        """Raise 401 unless the request carries one of the tokens."""
-        given = credentials.credentials.encode() if credentials else b""
-        # Compare with every token, so the time taken does not say which one nearly matched.
-        matches = [hmac.compare_digest(given, token) for token in self._tokens]
-        if not given or not any(matches):
+    def caller(self, credentials: HTTPAuthorizationCredentials | None) -> ApiClient:
+        """Return the caller; raise 401 without a known token, 403 without the `read` scope."""
+        client = self._clients.identify(credentials.credentials) if credentials else None
+        if client is None:
             raise HTTPException(
                 401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
             )
+        if READ not in client.scopes:
+            raise HTTPException(403, "this client has no read scope")
+        return client
 
 
-def _router(store: ArchiveStore, settings: ArchiveSettings) -> APIRouter:
-    guard = TokenGuard(settings)
-    router = APIRouter(prefix="/v1", tags=["audit"], dependencies=[Depends(guard)])
+async def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> ApiClient:
+    guard: TokenGuard = request.app.state.token_guard
+    return guard.caller(credentials)
+
+
+Caller = Annotated[ApiClient, Depends(_caller)]
+"""The authenticated client of a request (the dependency every route of the API takes)."""
+
+
+class Accesses:
+    """Records each read through the access log; a read that cannot be recorded is a 503."""
+
+    def __init__(self, log: AccessLog) -> None:
+        self._log = log
+
+    async def record(
+        self,
+        client: ApiClient,
+        endpoint: str,
+        *,
+        status: int = 200,
+        personal_data: bool = False,
+        submission_id: str | None = None,
+        query: Mapping[str, object] | None = None,
+    ) -> None:
+        """Store the access event of this read, or raise 503 (nothing is served unrecorded)."""
+        access = Access(
+            client=client.name,
+            endpoint=endpoint,
+            status=status,
+            personal_data=personal_data,
+            submission_id=submission_id,
+            query=_query(query or {}),
+        )
+        try:
+            await self._log.record(access)
+        except AccessLogUnavailableError:
+            raise HTTPException(
+                503, "the read could not be recorded; retry", headers={"Retry-After": "5"}
+            ) from None
+
+
+def _query(values: Mapping[str, object]) -> dict[str, str]:
+    """Return the given (validated) parameters as text; unset ones are left out."""
+    text = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            text[name] = value.isoformat()
+        else:
+            text[name] = str(value.value if isinstance(value, Enum) else value)
+    return text
+
+
+def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> APIRouter:
+    accesses = Accesses(log)
+    router = APIRouter(
+        prefix="/v1",
+        tags=["audit"],
+        responses={
+            401: {"description": "Missing or unknown bearer token."},
+            403: {"description": "The client has no `read` scope."},
+            503: {"description": "The read could not be recorded in the access log; retry."},
+        },
+    )
 
     @router.get("/submissions", summary="List submissions", response_model=SubmissionPage)
     async def list_submissions(
+        client: Caller,
         record: RecordType = RecordType.SUBMISSION,
         status: Status | None = None,
         unit: Annotated[str | None, Query(pattern=IDENTIFIER)] = None,
@@ -167,7 +256,10 @@ def _router(store: ArchiveStore, settings: ArchiveSettings) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=reads.MAX_LIMIT)] = 50,
         cursor: Annotated[str | None, Query(pattern=CURSOR)] = None,
     ) -> SubmissionPage:
-        """Submissions by their current state, filtered, in `created_at` order, by cursor."""
+        """Submissions by their current state, filtered, in `created_at` order, by cursor.
+
+        Holds no personal data (identifiers, statuses, units, channels, kinds, times).
+        """
         try:
             after = reads.decode_cursor(cursor) if cursor else None
         except reads.BadCursorError:
@@ -183,42 +275,51 @@ def _router(store: ArchiveStore, settings: ArchiveSettings) -> APIRouter:
             descending=order == "desc",
         )
         page = await reads.list_submissions(store, query, after, limit)
+        given: dict[str, object] = dict(
+            record=record, status=status, unit=unit, channel=channel, kind=kind, since=since
+        )
+        given |= {"until": until, "order": order, "limit": limit, "cursor": cursor}
+        await accesses.record(client, "/v1/submissions", query=given)
         return SubmissionPage(
             items=[_view(doc) for doc in page.items],
             next_cursor=reads.encode_cursor(page.next) if page.next else None,
         )
 
     @router.get("/submissions/{key}", summary="A submission and its timeline")
-    async def get_submission(key: SubmissionKey) -> SubmissionDetail:
-        """Return the submission's current state and every archived event about it, oldest first."""
+    async def get_submission(key: SubmissionKey, client: Caller) -> SubmissionDetail:
+        """Return the submission's current state and every archived event about it, oldest first.
+
+        Personal data in the events only for a client with the `personal_data` scope.
+        """
         found = await reads.find_submission(store, _normal(key))
+        await accesses.record(
+            client,
+            "/v1/submissions/{key}",
+            status=200 if found else 404,
+            personal_data=client.personal_data and found is not None,
+            submission_id=found.chain_id if found else _normal(key),
+        )
         if found is None:
             raise HTTPException(404, "no such submission")
-        timeline = [_event(doc) for doc in found.timeline]
+        timeline = [_event(doc, personal_data=client.personal_data) for doc in found.timeline]
         return SubmissionDetail(submission=_view(found.state), timeline=timeline)
 
     @router.get("/submissions/{key}/verify", summary="Verify a submission's hash chain")
-    async def verify_submission(key: SubmissionKey) -> VerifyView:
+    async def verify_submission(key: SubmissionKey, client: Caller) -> VerifyView:
         """Recompute the submission's chain and list every broken link."""
         chain = _normal(key)
         if chain.startswith("SADA-"):
             chain = await store.chain_for_reference(chain) or ""
         report = await audit.verify_submission(store, chain) if chain else None
+        await accesses.record(
+            client,
+            "/v1/submissions/{key}/verify",
+            status=200 if report else 404,
+            submission_id=chain or _normal(key),
+        )
         if report is None:
             raise HTTPException(404, "no such submission")
-        breaks = [
-            BreakView(
-                submission_id=b.submission_id,
-                seq=b.seq,
-                kind=b.kind,
-                detail=b.detail,
-                event_id=b.event_id,
-            )
-            for b in report.breaks
-        ]
-        return VerifyView(
-            submission_id=report.submission_id, ok=report.ok, events=report.events, breaks=breaks
-        )
+        return _verify_view(report)
 
     @router.get(
         "/export",
@@ -227,6 +328,7 @@ def _router(store: ArchiveStore, settings: ArchiveSettings) -> APIRouter:
         responses={200: {"content": {"application/x-ndjson": {}}}},
     )
     async def export(
+        client: Caller,
         since: Annotated[AwareDatetime, Query(description="archived_at ≥ since")],
         until: Annotated[
             AwareDatetime | None, Query(description="archived_at < until (default: now)")
@@ -234,15 +336,41 @@ def _router(store: ArchiveStore, settings: ArchiveSettings) -> APIRouter:
     ) -> StreamingResponse:
         """Every event archived in [since, until), oldest first, one JSON object per line.
 
-        Each line's `event` is the exact text hashed: SHA-256(prev_hash + event) == hash.
+        Each line's `event` is the exact text hashed: SHA-256(prev_hash + event) == hash. For a
+        client without the `personal_data` scope, lines whose event holds personal data carry
+        it redacted (`redacted: true`): their hash is checked by `/verify`, not by the reader.
         """
         end = until or datetime.now(UTC)
         if end <= since:
             raise HTTPException(422, "until must be after since")
-        lines = reads.export_lines(store, since, end, settings.export_page_size)
+        await accesses.record(
+            client,
+            "/v1/export",
+            personal_data=client.personal_data,
+            query={"since": since, "until": end},
+        )
+        lines = reads.export_lines(
+            store, since, end, settings.export_page_size, personal_data=client.personal_data
+        )
         return StreamingResponse(lines, media_type="application/x-ndjson")
 
     return router
+
+
+def _verify_view(report: audit.ChainReport) -> VerifyView:
+    breaks = [
+        BreakView(
+            submission_id=b.submission_id,
+            seq=b.seq,
+            kind=b.kind,
+            detail=b.detail,
+            event_id=b.event_id,
+        )
+        for b in report.breaks
+    ]
+    return VerifyView(
+        submission_id=report.submission_id, ok=report.ok, events=report.events, breaks=breaks
+    )
 
 
 def _normal(key: str) -> str:
@@ -269,11 +397,14 @@ def _view(doc: dict[str, Any]) -> SubmissionView:
     )
 
 
-def _event(doc: dict[str, Any]) -> EventView:
+def _event(doc: dict[str, Any], *, personal_data: bool) -> EventView:
     try:
         event = orjson.loads(doc.get("event") or "")
     except orjson.JSONDecodeError:
         event = None  # tampered beyond JSON: `verify` says so; the timeline still shows the rest
+    redacted = False
+    if not personal_data:
+        event, redacted = redact(event)
     return EventView(
         event_id=doc["_id"],
         submission_id=doc["submission_id"],
@@ -287,4 +418,5 @@ def _event(doc: dict[str, Any]) -> EventView:
         prev_hash=doc.get("prev_hash", ""),
         hash=doc.get("hash", ""),
         event=event if isinstance(event, dict) else None,
+        redacted=redacted,
     )

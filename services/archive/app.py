@@ -5,13 +5,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from services.archive import api, handlers
+from services.archive import api, clients, handlers
+from services.archive.access import AccessLog
 from services.archive.archiver import Archiver
 from services.archive.audit import Sweeper
 from services.archive.lease import LEASES, SWEEP_LEASE, Lease, MongoLease, holder_name
 from services.archive.settings import ArchiveSettings
 from services.archive.store import ArchiveStore, MongoArchiveStore
 from shared import logging, version
+from shared.events import Producer
 from shared.http import create_app, serve
 from shared.kafka import make_broker
 from shared.lag import lag_monitor
@@ -22,8 +24,10 @@ log = logging.get_logger(__name__)
 
 DESCRIPTION = """Read-only audit API over every archived Sada event.
 
-Authenticate with `Authorization: Bearer <token>` (tokens: `SADA_API_TOKENS`; local default
-`local-dev-token`). Each submission's events form a SHA-256 hash chain; `/verify` recomputes it.
+Authenticate with `Authorization: Bearer <token>`: each token is a named client with scopes
+(`SADA_API_CLIENTS`; local default `local-dev-token`, read only). Personal data is served only
+to clients with the `personal_data` scope; every read is archived as an `archive.accessed`
+event. Each submission's events form a SHA-256 hash chain; `/verify` recomputes it.
 """
 
 
@@ -33,7 +37,11 @@ def build(
     store: ArchiveStore | None = None,
     broker: KafkaBroker | None = None,
 ) -> FastAPI:
-    """Return the archive app; `store` and `broker` default to the real ones from settings."""
+    """Return the archive app; `store` and `broker` default to the real ones from settings.
+
+    Raises ValueError when no API client is configured outside local mode, or one is a default.
+    """
+    api_clients = clients.load(settings)
     broker = broker or make_broker(settings.kafka, service=SERVICE)
     closers = []
     lease: Lease | None = None  # an injected store (tests) sweeps on its own
@@ -61,6 +69,13 @@ def build(
     lag = lag_monitor(
         settings.kafka, service=SERVICE, group_id=settings.group_id, topics=settings.topics.all()
     )
+    accesses = AccessLog(
+        store,
+        producer=Producer(service=SERVICE, version=version.current()),
+        queue_size=settings.access_queue_size,
+        batch_size=settings.access_batch_size,
+        timeout=settings.access_timeout_seconds,
+    )
     ready = store
 
     async def prepare() -> None:
@@ -80,11 +95,11 @@ def build(
         version=version.current(),
         broker=broker,
         checks={"mongo": store.ping},
-        on_startup=[prepare, sweeper.start, lag.start],
-        on_shutdown=[lag.stop, sweeper.stop, close],
+        on_startup=[prepare, accesses.start, sweeper.start, lag.start],
+        on_shutdown=[accesses.stop, lag.stop, sweeper.stop, close],
         description=DESCRIPTION,
     )
-    api.install(app, store, settings)
+    api.install(app, store, settings, clients=api_clients, accesses=accesses)
     return app
 
 

@@ -33,3 +33,12 @@ CHAIN_CONFLICTS = Counter(
     "sada_archive_chain_conflicts_total",
     "Appends that lost a race for a chain position (stale head) and were re-chained.",
 )
+ACCESSES = Counter(
+    "sada_archive_accesses_total",
+    "Reads of the API by outcome: `stored` (its access event archived, then served), "
+    "`refused` (the access log was full or too slow: 503, nothing served), `failed`.",
+    ["outcome"],
+)
+ACCESS_QUEUE = Gauge(
+    "sada_archive_access_queue", "Reads waiting for their access event to be stored."
+)

@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
+from services.archive.personal_data import redact
 from services.archive.projection import current, snapshot_order
-from services.archive.records import STATUS_OF
+from services.archive.records import STATUS_OF, canonical_json
 from services.archive.status import RANK, RecordType
 from services.archive.store import ArchiveStore, Position, SnapshotQuery
 
@@ -145,25 +146,39 @@ def _state_from_events(chain: str, events: list[Document]) -> Document:
 
 
 async def export_lines(
-    store: ArchiveStore, since: datetime, until: datetime, page_size: int
+    store: ArchiveStore,
+    since: datetime,
+    until: datetime,
+    page_size: int,
+    *,
+    personal_data: bool,
 ) -> AsyncIterator[bytes]:
     """Yield every event archived in [since, until) as JSON lines, oldest first.
 
     `event` is the exact canonical text that was hashed, so an auditor can recompute
-    SHA-256(prev_hash + event) without trusting this service.
+    SHA-256(prev_hash + event) without trusting this service; without `personal_data`, an
+    event holding personal data is redacted instead (see `export_record`).
     """
     after: Position | None = None
     while True:
         page = await store.events_between(since, until, after, page_size)
         for doc in page:
-            yield orjson.dumps(export_record(doc)) + b"\n"
+            yield orjson.dumps(export_record(doc, personal_data=personal_data)) + b"\n"
         if len(page) < page_size:
             return
         after = Position(page[-1]["archived_at"], page[-1]["_id"])
 
 
-def export_record(doc: Mapping[str, Any]) -> Document:
-    """Return the exported form of an event document."""
+def export_record(doc: Mapping[str, Any], *, personal_data: bool = True) -> Document:
+    """Return the exported form of an event document.
+
+    Without `personal_data`, an event holding personal data is exported as the canonical JSON of
+    its redacted form with `redacted: true`: its `hash` and `prev_hash` still link the chain,
+    but its content hash can only be checked by the archive (`/verify`) or a reader with scope.
+    """
+    event, redacted = doc.get("event"), False
+    if not personal_data and isinstance(event, str):
+        event, redacted = _redacted(event)
     return {
         "event_id": doc["_id"],
         "submission_id": doc.get("submission_id"),
@@ -177,8 +192,19 @@ def export_record(doc: Mapping[str, Any]) -> Document:
         "offset": doc.get("offset"),
         "occurred_at": _iso(doc.get("occurred_at")),
         "archived_at": _iso(doc.get("archived_at")),
-        "event": doc.get("event"),
+        "event": event,
+        "redacted": redacted,
     }
+
+
+def _redacted(event: str) -> tuple[str, bool]:
+    """Return the event text with personal data redacted, and whether any was."""
+    try:
+        data = orjson.loads(event)
+    except orjson.JSONDecodeError:
+        return "", True  # tampered beyond JSON: nothing of it can be shown safely
+    cleaned, changed = redact(data)
+    return (canonical_json(cleaned), True) if changed else (event, False)
 
 
 def _iso(value: object) -> str | None:

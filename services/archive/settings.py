@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from services.archive.clients import ApiClientConfig
 from services.archive.store import QueryIndexes
 from shared import topics
 from shared.settings import MongoSettings, ServiceSettings, refuse_default_secret
-
-LOCAL_API_TOKEN = "local-dev-token"  # noqa: S105 - the documented local default, refused elsewhere
-"""The API token used when none is configured; start-up refuses it outside local mode."""
 
 
 class ArchiveTopics(BaseModel):
@@ -47,15 +47,46 @@ class ArchiveMongoSettings(MongoSettings):
 
 
 class ArchiveSettings(ServiceSettings):
-    """Archive settings: Kafka group and topics, MongoDB, API tokens, cache and sweeps."""
+    """Archive settings: Kafka group and topics, MongoDB, API clients, access log, sweeps."""
 
     http_port: int = 8004
     group_id: str = Field(default="sada-archive", description="Kafka consumer group.")
     topics: ArchiveTopics = ArchiveTopics()
     mongo: ArchiveMongoSettings = ArchiveMongoSettings()
+    api_clients: tuple[ApiClientConfig, ...] = Field(
+        default=(),
+        description='Clients of the read API, JSON list: SADA_API_CLIENTS=\'[{"name": '
+        '"auditor-1", "token_sha256": "<hex>", "scopes": ["read", '
+        '"personal_data"]}]\' (`token` instead of `token_sha256` is accepted).',
+    )
+    api_clients_file: Path | None = Field(
+        default=None,
+        description="YAML file `api_clients: [{name, token_sha256, scopes}]`, merged with "
+        "SADA_API_CLIENTS.",
+    )
     api_tokens: tuple[SecretStr, ...] = Field(
-        default=(SecretStr(LOCAL_API_TOKEN),),
-        description='Bearer tokens of the read API, JSON list: SADA_API_TOKENS=\'["t1","t2"]\'.',
+        default=(),
+        description="Older form, kept working: plain bearer tokens (JSON list), each a client "
+        "`api-token-N` with the `read` scope only (no personal data).",
+    )
+    archive_api_token: SecretStr | None = Field(
+        default=None,
+        description="Older form, kept working: one plain bearer token, the client "
+        "`archive-api-token` with the `read` scope only.",
+    )
+    access_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        description="API reads waiting for their access event to be stored; beyond, a read is "
+        "refused with 503 rather than served unrecorded.",
+    )
+    access_batch_size: int = Field(
+        default=500, ge=1, description="Access events stored per database write, at most."
+    )
+    access_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a read waits for its access event to be stored before 503.",
     )
     head_cache_size: int = Field(
         # ~1 KB a chain (head, facts, timestamps): 20,000 is ~20 MB, about 100 s of traffic at
@@ -97,9 +128,11 @@ class ArchiveSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _real_tokens_outside_local(self) -> ArchiveSettings:
-        if not self.api_tokens:
-            msg = "SADA_API_TOKENS must hold at least one token"
-            raise ValueError(msg)
         for token in self.api_tokens:
             refuse_default_secret(self, "SADA_API_TOKENS", token)
+        if self.archive_api_token is not None:
+            refuse_default_secret(self, "SADA_ARCHIVE_API_TOKEN", self.archive_api_token)
+        for client in self.api_clients:
+            if client.token is not None:
+                refuse_default_secret(self, f"SADA_API_CLIENTS ({client.name})", client.token)
         return self

@@ -23,7 +23,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.archive.status import RecordType, Status
-from shared.mongo import insert_unordered
+from shared.mongo import insert_ordered, insert_unordered
 
 Document = dict[str, Any]
 
@@ -88,6 +88,9 @@ class ArchiveStore(Protocol):
 
     async def insert_events(self, docs: Sequence[Document]) -> set[int]:
         """Insert `docs` unordered; return the indexes refused for a duplicate key."""
+
+    async def append_events(self, docs: Sequence[Document]) -> int:
+        """Insert `docs` in order, stopping at the first duplicate key; return how many went in."""
 
     async def find_events(self, event_ids: Sequence[str]) -> dict[str, Document]:
         """Return the stored events (`_id`, `submission_id`, `seq`, `hash`) among `event_ids`."""
@@ -211,6 +214,13 @@ class MongoArchiveStore:
     async def insert_events(self, docs: Sequence[Document]) -> set[int]:
         """Insert `docs` unordered; return the indexes refused for a duplicate key."""
         return await insert_unordered(self.events, docs)
+
+    async def append_events(self, docs: Sequence[Document]) -> int:
+        """Insert `docs` in order, stopping at the first duplicate key; return how many went in.
+
+        In order, so an event whose predecessor was refused is never stored linked to it.
+        """
+        return await insert_ordered(self.events, docs)
 
     async def find_events(self, event_ids: Sequence[str]) -> dict[str, Document]:
         """Return the stored events (`_id`, `submission_id`, `seq`, `hash`) among `event_ids`."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
-from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from services.intake import api, apikeys, handlers
+from services.intake import api, apikeys, handlers, ratelimit
 from services.intake.metrics import HttpMetrics
 from services.intake.outcomes import Destinations
 from services.intake.settings import IntakeSettings
@@ -26,7 +25,7 @@ def build(settings: IntakeSettings, *, broker: KafkaBroker | None = None) -> Fas
     """Return intake's app; raise on invalid configuration (channels, API keys, rate limit)."""
     channels = frozenset(load_channels(settings.channels_file))
     keys = apikeys.load(settings, channels)
-    rate = parse(settings.rate_limit)
+    rate = ratelimit.replica_budget(settings.rate_limit, settings.replicas)
     broker = broker or make_broker(settings.kafka, service=SERVICE)
     release = version.current()
     producer = Producer(service=SERVICE, version=release)

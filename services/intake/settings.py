@@ -4,7 +4,8 @@ Environment (prefix `SADA_`): `SADA_GROUP_ID`, `SADA_SUBMISSIONS_TOPIC`, `SADA_A
 `SADA_REJECTED_TOPIC`, `SADA_CHANNELS_FILE`, `SADA_HTTP_PORT`; the HTTP door's own settings are
 named for the service: `SADA_INTAKE_API_KEYS` (JSON: channel -> list of SHA-256 hex digests of
 its keys), `SADA_INTAKE_API_KEYS_FILE` (the same as YAML: `api_keys: {channel: [sha256hex]}`),
-`SADA_INTAKE_RATE_LIMIT` (per key, default `3000/minute`) and `SADA_INTAKE_PUBLISH_TIMEOUT`.
+`SADA_INTAKE_RATE_LIMIT` (per key, default `3000/minute`, shared out among
+`SADA_INTAKE_REPLICAS`) and `SADA_INTAKE_PUBLISH_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,15 @@ class IntakeSettings(ServiceSettings):
     rate_limit: str = Field(
         default="3000/minute",
         validation_alias="SADA_INTAKE_RATE_LIMIT",
-        description="Per-key request limit (moving window), in `limits` notation.",
+        description="Per-key request limit (moving window), in `limits` notation, for all "
+        "replicas together: each admits its share (see SADA_INTAKE_REPLICAS).",
+    )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        validation_alias="SADA_INTAKE_REPLICAS",
+        description="How many intake replicas run: each admits SADA_INTAKE_RATE_LIMIT ÷ this "
+        "per key (rounded down), so together they never exceed the limit.",
     )
     publish_timeout: float = Field(
         default=10.0,

@@ -48,6 +48,17 @@ class InMemoryArchiveStore:
             self.slots.add(slot)
         return refused
 
+    async def append_events(self, docs: Sequence[Document]) -> int:
+        self._check()
+        self.inserts += 1
+        for i, doc in enumerate(docs):
+            slot = (doc["submission_id"], doc["seq"])
+            if doc["_id"] in self.events or slot in self.slots:
+                return i
+            self.events[doc["_id"]] = copy.deepcopy(doc)
+            self.slots.add(slot)
+        return len(docs)
+
     async def find_events(self, event_ids: Sequence[str]) -> dict[str, Document]:
         self._check()
         self.reads += 1

@@ -10,20 +10,25 @@ import httpx
 import orjson
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from pydantic import SecretStr
 from pymongo.errors import OperationFailure
 
 from services.archive.app import build
 from services.archive.chain import link_hash
+from services.archive.clients import ApiClientConfig
 from services.archive.records import UNREADABLE
 from services.archive.settings import ArchiveSettings
 from shared import events, kafka, topics
 from shared.kafka import make_broker
 from shared.models import Kind, Submission
+from shared.settings import KafkaSettings
 from tests import archive_samples as samples
 from tests.component.archive_fake import InMemoryArchiveStore
 
 TOKEN = "component-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+READER = {"Authorization": "Bearer second-token"}
+"""A token of the older plain list: a client with the `read` scope only."""
 
 
 @pytest.fixture
@@ -33,7 +38,15 @@ def store() -> InMemoryArchiveStore:
 
 @pytest.fixture
 def settings() -> ArchiveSettings:
-    return ArchiveSettings(api_tokens=(TOKEN, "second-token"), verify_interval_seconds=0)
+    auditor = ApiClientConfig(
+        name="auditor", token=SecretStr(TOKEN), scopes=("read", "personal_data")
+    )
+    return ArchiveSettings(
+        api_clients=(auditor,),
+        api_tokens=(SecretStr("second-token"),),
+        verify_interval_seconds=0,
+        kafka=KafkaSettings(lag_interval_seconds=0),
+    )
 
 
 @pytest.fixture
@@ -42,7 +55,7 @@ async def running(
 ) -> AsyncIterator[tuple[KafkaBroker, httpx.AsyncClient]]:
     broker = make_broker(settings.kafka, service="archive")
     app = build(settings, store=store, broker=broker)
-    async with TestKafkaBroker(broker) as test_broker:
+    async with TestKafkaBroker(broker) as test_broker, app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://archive") as client:
             yield test_broker, client
@@ -141,7 +154,7 @@ async def test_api_refuses_a_request_without_a_valid_token(
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
     assert (await client.get("/v1/export?since=2026-01-01T00:00:00Z")).status_code == 401
-    ok = await client.get("/v1/submissions", headers={"Authorization": "Bearer second-token"})
+    ok = await client.get("/v1/submissions", headers=READER)
     assert ok.status_code == 200
     assert (await client.get("/docs")).status_code == 200
     spec = (await client.get("/openapi.json")).json()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -13,9 +16,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import RecordMetadata
 from fastapi import FastAPI
+from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from services.archive.app import build
+from services.archive.clients import ApiClientConfig
 from services.archive.settings import ArchiveMongoSettings, ArchiveSettings, ArchiveTopics
 from shared.settings import KafkaSettings
 from tests import infra
@@ -66,7 +71,11 @@ def settings_for(
         kafka=KafkaSettings(
             bootstrap_servers=infra.KAFKA, batch_timeout_ms=50, hold_seconds=hold_seconds
         ),
-        api_tokens=(TOKEN,),
+        api_clients=(
+            ApiClientConfig(
+                name="it-auditor", token=SecretStr(TOKEN), scopes=("read", "personal_data")
+            ),
+        ),
         verify_interval_seconds=0,
     )
 
@@ -108,6 +117,20 @@ class Producer:
             for topic, value, key in items
         ]
         await asyncio.gather(*futures)
+
+
+def audit_cli(database: str, *args: str) -> tuple[int, str]:
+    """Run `sada audit verify` as an operator would; return its exit code and report."""
+    env = {**os.environ, "SADA_MONGO__DATABASE": database, "SADA_MONGO__URI": infra.MONGO_URI}
+    done = subprocess.run(
+        [sys.executable, "-c", "from shared.cli import main; main()", "audit", "verify", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout
 
 
 def mongo(settings: ArchiveSettings) -> AsyncMongoClient[Document]:

@@ -59,6 +59,18 @@ async def test_refused_events_are_told_apart_redelivery_from_lost_race(
     assert [d["_id"] for d in await store.chain_events(["s", "t"])] == ["e1", "e2", "e4"]
 
 
+async def test_an_ordered_append_stops_at_the_first_refusal_and_stores_nothing_after_it(
+    store: MongoArchiveStore,
+) -> None:
+    assert await store.append_events([_doc("a1", "c", 0)]) == 1
+    appended = await store.append_events(
+        [_doc("a2", "c", 1), _doc("a3", "c", 0), _doc("a4", "c", 2), _doc("a5", "d", 0)]
+    )
+    assert appended == 1  # a3 takes a used position: a4 (linked after it) and a5 are not stored
+    assert [d["_id"] for d in await store.chain_events(["c", "d"])] == ["a1", "a2"]
+    assert await store.append_events([]) == 0
+
+
 async def test_an_existing_snapshot_is_left_as_it_is(store: MongoArchiveStore) -> None:
     await store.insert_snapshots([{"_id": "s:3:1", "submission_id": "s", "status": "accepted"}])
     await store.insert_snapshots(

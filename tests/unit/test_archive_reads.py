@@ -102,11 +102,11 @@ def test_statuses_never_share_a_rank_and_only_rise() -> None:
 
 
 def test_default_api_token_is_refused_outside_local_mode() -> None:
-    assert ArchiveSettings().api_tokens[0].get_secret_value() == "local-dev-token"
+    assert ArchiveSettings().api_tokens == ()  # the local default client comes from clients.load
     with pytest.raises(ValidationError, match="SADA_API_TOKENS"):
-        ArchiveSettings(environment="production")
-    with pytest.raises(ValidationError, match="at least one"):
-        ArchiveSettings(api_tokens=())
+        ArchiveSettings(environment="production", api_tokens=("local-dev-token",))
+    with pytest.raises(ValidationError, match="SADA_ARCHIVE_API_TOKEN"):
+        ArchiveSettings(environment="production", archive_api_token="changeme")
     ok = ArchiveSettings(environment="production", api_tokens=("a-real-long-token",))
     assert ok.api_tokens[0].get_secret_value() == "a-real-long-token"
 

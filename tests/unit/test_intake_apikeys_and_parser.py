@@ -1,4 +1,4 @@
-"""Intake's API key configuration and its tolerant Kafka header parser."""
+"""Intake's API keys, its rate limit shared among replicas, and its Kafka header parser."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from faststream.kafka.parser import AioKafkaBatchParser
 from services.intake import apikeys
 from services.intake.apikeys import hash_key
 from services.intake.handlers import tolerant_batch_parser
+from services.intake.ratelimit import replica_budget
 from services.intake.settings import LOCAL_API_KEYS_FILE, IntakeSettings
 from shared.config import ConfigError
 from shared.directory import load_channels
@@ -115,3 +116,23 @@ async def test_the_tolerant_parser_survives_binary_and_null_header_values() -> N
     assert [r.offset for r in message.raw_message] == [0, 1]
     assert message.batch_headers[1] == {"trace": "\ufffd\ufffd\x00binary", "empty": ""}
     assert message.raw_message[0] is records[0]  # clean records are passed through untouched
+
+
+@pytest.mark.parametrize(
+    ("limit", "replicas", "share"),
+    [
+        ("3000/minute", 3, "1000 per 1 minute"),
+        ("10/second", 3, "3 per 1 second"),
+        ("100/2 minutes", 2, "50 per 2 minute"),
+        ("7/hour", 1, "7 per 1 hour"),
+    ],
+)
+def test_each_replica_gets_its_share_of_the_rate_limit_rounded_down(
+    limit: str, replicas: int, share: str
+) -> None:
+    assert str(replica_budget(limit, replicas)) == share
+
+
+def test_a_rate_limit_too_small_to_share_refuses_to_start() -> None:
+    with pytest.raises(ValueError, match="SADA_INTAKE_REPLICAS"):
+        replica_budget("2/minute", 3)
