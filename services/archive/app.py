@@ -15,13 +15,14 @@ from shared.http import create_app, serve
 from shared.kafka import make_broker
 from shared.lag import lag_monitor
 from shared.mongo import make_client
+from shared.transport import announce_insecure_transport
 
 SERVICE = handlers.SERVICE
 log = logging.get_logger(__name__)
 
 DESCRIPTION = """Read-only audit API over every archived Sada event.
 
-Authenticate with `Authorization: Bearer <token>` (tokens: `SADA_API_TOKENS`; local default
+Authenticate with `Authorization: Bearer <token>` (tokens: `SADA_ARCHIVE_API_TOKENS`; local default
 `local-dev-token`). Each submission's events form a SHA-256 hash chain; `/verify` recomputes it.
 """
 
@@ -78,4 +79,5 @@ def main() -> None:
     """Run the archive service (`sada serve archive`)."""
     settings = ArchiveSettings()
     logging.configure(SERVICE, level=settings.log_level, json=settings.log_json)
+    announce_insecure_transport(settings, service=SERVICE)
     serve(build(settings), host=settings.http_host, port=settings.http_port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from services.archive.store import QueryIndexes
 from shared import topics
@@ -49,13 +50,17 @@ class ArchiveMongoSettings(MongoSettings):
 class ArchiveSettings(ServiceSettings):
     """Archive settings: Kafka group and topics, MongoDB, API tokens, cache and sweeps."""
 
+    model_config = SettingsConfigDict(populate_by_name=True)
+
     http_port: int = 8004
     group_id: str = Field(default="sada-archive", description="Kafka consumer group.")
     topics: ArchiveTopics = ArchiveTopics()
     mongo: ArchiveMongoSettings = ArchiveMongoSettings()
     api_tokens: tuple[SecretStr, ...] = Field(
         default=(SecretStr(LOCAL_API_TOKEN),),
-        description='Bearer tokens of the read API, JSON list: SADA_API_TOKENS=\'["t1","t2"]\'.',
+        validation_alias="SADA_ARCHIVE_API_TOKENS",
+        description="Bearer tokens of the read API, a JSON list: "
+        'SADA_ARCHIVE_API_TOKENS=\'["t1","t2"]\'.',
     )
     head_cache_size: int = Field(
         # ~1 KB a chain (head, facts, timestamps): 20,000 is ~20 MB, about 100 s of traffic at
@@ -89,8 +94,8 @@ class ArchiveSettings(ServiceSettings):
     @model_validator(mode="after")
     def _real_tokens_outside_local(self) -> ArchiveSettings:
         if not self.api_tokens:
-            msg = "SADA_API_TOKENS must hold at least one token"
+            msg = "SADA_ARCHIVE_API_TOKENS must hold at least one token"
             raise ValueError(msg)
         for token in self.api_tokens:
-            refuse_default_secret(self, "SADA_API_TOKENS", token)
+            refuse_default_secret(self, "SADA_ARCHIVE_API_TOKENS", token)
         return self
