@@ -29,7 +29,8 @@
 #   SADA_MONGO_TLS_PORT (unset = off) adds a TLS listener to FerretDB on that port (FerretDB 1.24
 #                   with SQLite accepts any PLAIN credentials: the transport is real, the
 #                   password check is not).
-#   Both TLS listeners use a local CA and a certificate for 127.0.0.1/localhost made once with
+#   SADA_SMTP_STARTTLS (unset = off; true) makes the SMTP sink offer STARTTLS.
+#   The TLS listeners use a local CA and a certificate for 127.0.0.1/localhost made once with
 #   openssl and keytool and kept in $RUN/tls (clients trust $RUN/tls/ca.crt).
 set -euo pipefail
 
@@ -54,6 +55,7 @@ KAFKA_HEAP_OPTS=${SADA_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}
 KAFKA_SASL_PORT=${SADA_KAFKA_SASL_PORT:-}
 SASL_DIR=$RUN/kafka/sasl
 MONGO_TLS_PORT=${SADA_MONGO_TLS_PORT:-}
+SMTP_STARTTLS=${SADA_SMTP_STARTTLS:-}
 TLS_DIR=$RUN/tls
 SCRAM_USER=sada
 STOP_TIMEOUT=15
@@ -364,8 +366,8 @@ add_scram_user() {
   log "kafka: SCRAM-SHA-512 user $(<"$SASL_DIR/username") ready on SASL_SSL $HOST:$KAFKA_SASL_PORT"
 }
 
-# True when SADA_KAFKA_SASL_PORT / SADA_MONGO_TLS_PORT ask for a listener the running process
-# was not started with (it is then restarted).
+# True when SADA_KAFKA_SASL_PORT, SADA_MONGO_TLS_PORT or SADA_SMTP_STARTTLS ask for a listener
+# the running process was not started with (it is then restarted).
 lacks_listener() {
   local pid=$2
   case $1 in
@@ -373,6 +375,7 @@ lacks_listener() {
       ! grep -q "SASL_SSL://$HOST:$KAFKA_SASL_PORT" "$RUN/kafka/server.properties" 2>/dev/null ;;
     ferretdb) [[ -n $MONGO_TLS_PORT ]] &&
       ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--listen-tls=$HOST:$MONGO_TLS_PORT" ;;
+    smtp) [[ $SMTP_STARTTLS == true ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--tls-cert" ;;
     *) return 1 ;;
   esac
 }
@@ -455,9 +458,14 @@ ensure_smtp() {
 
 start_smtp() {
   mkdir -p "$RUN/mail/cur" "$RUN/mail/new" "$RUN/mail/tmp"
+  local -a tls=()
+  if [[ $SMTP_STARTTLS == true ]]; then
+    ensure_tls
+    tls=(--tls-cert "$TLS_DIR/server.crt" --tls-key "$TLS_DIR/server.key")
+  fi
   SADA_RUN_DIR=$RUN SADA_SMTP_PORT=$SMTP_PORT spawn smtp "$PY" -u "$SCRIPT_DIR/smtp_sink.py" \
     --host "$HOST" --port "$SMTP_PORT" --maildir "$RUN/mail" \
-    --control-file "$RUN/smtp-control.json"
+    --control-file "$RUN/smtp-control.json" "${tls[@]}"
 }
 
 # --- actions -----------------------------------------------------------------------------------
@@ -478,7 +486,7 @@ launch_one() {
   local name=$1 pid port
   if pid=$(running_pid "$name"); then
     if lacks_listener "$name" "$pid"; then
-      log "$name: running without the TLS listener asked for (SADA_KAFKA_SASL_PORT/SADA_MONGO_TLS_PORT); restarting it"
+      log "$name: running without the TLS listener asked for (SADA_KAFKA_SASL_PORT, SADA_MONGO_TLS_PORT, SADA_SMTP_STARTTLS); restarting it"
       stop_one "$name"
     else
       return 0

@@ -8,8 +8,9 @@ listens on 127.0.0.1:1025 by default (``SADA_SMTP_PORT``) and writes each messag
 * ``X-Sada-Sink-Mail-From`` -- the MAIL FROM address;
 * ``X-Sada-Sink-Received-At`` -- when the sink accepted the message (RFC 3339, UTC).
 
-EHLO, 8BITMIME and SMTPUTF8 are supported (Arabic subjects, bodies and addresses); STARTTLS and
-AUTH are not.
+EHLO, 8BITMIME and SMTPUTF8 are supported (Arabic subjects, bodies and addresses); STARTTLS
+only with ``--tls-cert``/``--tls-key`` (as a production relay on 587 offers it; infra.sh passes
+them when ``SADA_SMTP_STARTTLS=true``); AUTH is not.
 
 Fault injection for reliability tests: before every MAIL FROM and RCPT TO the sink looks at the
 JSON control file ``$SADA_RUN_DIR/smtp-control.json`` (re-parsed only when its inode, mtime or
@@ -34,6 +35,7 @@ import logging
 import mailbox
 import os
 import signal
+import ssl
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -208,13 +210,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=run_dir / "smtp-control.json",
         help="JSON fault-injection control file",
     )
+    parser.add_argument("--tls-cert", type=Path, help="certificate (PEM): offer STARTTLS")
+    parser.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     return parser.parse_args(argv)
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """Return the STARTTLS server context when a certificate was given, else None."""
+    if args.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    return context
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     handler = MaildirHandler(args.maildir, ControlFile(args.control_file))
+    context = tls_context(args)
 
     def factory() -> SMTP:
         return SMTP(
@@ -224,6 +238,7 @@ async def serve(args: argparse.Namespace) -> None:
             hostname="sada-smtp-sink.localhost",
             ident="Sada SMTP sink",
             loop=loop,
+            tls_context=context,
         )
 
     server = await loop.create_server(factory, host=args.host, port=args.port)
