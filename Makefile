@@ -62,7 +62,7 @@ component: venv
 # `make infra-up` alone stay plaintext.
 test integration: export SADA_KAFKA_SASL_PORT ?= 9094
 test integration: export SADA_MONGO_TLS_PORT ?= 27019
-test integration: export SADA_SMTP_STARTTLS ?= true
+test integration: export SADA_SMTP_STARTTLS_PORT ?= 1587
 
 integration: infra-up
 	$(PYTEST) -m integration tests/integration

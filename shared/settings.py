@@ -29,8 +29,13 @@ class KafkaSettings(BaseModel):
         default="PLAINTEXT",
         description="PLAINTEXT locally; SASL_SSL (SCRAM-SHA-512) in production.",
     )
-    sasl_username: str | None = Field(default=None, description="SCRAM user for SASL_SSL.")
-    sasl_password: SecretStr | None = Field(default=None, description="SCRAM password (secret).")
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512",
+        description="SASL mechanism under SASL_SSL: SCRAM-SHA-512 (MSK, Strimzi, self-managed); "
+        "PLAIN for API keys (Confluent Cloud), always inside TLS.",
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user for SASL_SSL.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (secret).")
     ssl_cafile: Path | None = Field(default=None, description="CA bundle for SASL_SSL.")
     linger_ms: int = Field(default=5, ge=0, description="Producer batching delay.")
     max_batch_size: int = Field(

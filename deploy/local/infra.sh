@@ -29,7 +29,8 @@
 #   SADA_MONGO_TLS_PORT (unset = off) adds a TLS listener to FerretDB on that port (FerretDB 1.24
 #                   with SQLite accepts any PLAIN credentials: the transport is real, the
 #                   password check is not).
-#   SADA_SMTP_STARTTLS (unset = off; true) makes the SMTP sink offer STARTTLS.
+#   SADA_SMTP_STARTTLS_PORT (unset = off) adds an SMTP sink port that offers STARTTLS (as a
+#                   relay on 587 does; the first port stays plain).
 #   The TLS listeners use a local CA and a certificate for 127.0.0.1/localhost made once with
 #   openssl and keytool and kept in $RUN/tls (clients trust $RUN/tls/ca.crt).
 set -euo pipefail
@@ -55,7 +56,7 @@ KAFKA_HEAP_OPTS=${SADA_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}
 KAFKA_SASL_PORT=${SADA_KAFKA_SASL_PORT:-}
 SASL_DIR=$RUN/kafka/sasl
 MONGO_TLS_PORT=${SADA_MONGO_TLS_PORT:-}
-SMTP_STARTTLS=${SADA_SMTP_STARTTLS:-}
+SMTP_STARTTLS_PORT=${SADA_SMTP_STARTTLS_PORT:-}
 TLS_DIR=$RUN/tls
 SCRAM_USER=sada
 STOP_TIMEOUT=15
@@ -82,7 +83,7 @@ ports_of() {
   case $1 in
     kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $KAFKA_SASL_PORT" ;;
     ferretdb) echo "$MONGO_PORT $MONGO_TLS_PORT" ;;
-    smtp) echo "$SMTP_PORT" ;;
+    smtp) echo "$SMTP_PORT $SMTP_STARTTLS_PORT" ;;
   esac
 }
 
@@ -98,7 +99,11 @@ address_of() {
       [[ -n $MONGO_TLS_PORT ]] && tls=" (TLS $HOST:$MONGO_TLS_PORT, CA $TLS_DIR/ca.crt)"
       echo "mongodb://$HOST:$MONGO_PORT/$tls"
       ;;
-    smtp) echo "smtp://$HOST:$SMTP_PORT (Maildir $RUN/mail)" ;;
+    smtp)
+      local tls=""
+      [[ -n $SMTP_STARTTLS_PORT ]] && tls=", STARTTLS $HOST:$SMTP_STARTTLS_PORT"
+      echo "smtp://$HOST:$SMTP_PORT (Maildir $RUN/mail$tls)"
+      ;;
   esac
 }
 
@@ -366,7 +371,7 @@ add_scram_user() {
   log "kafka: SCRAM-SHA-512 user $(<"$SASL_DIR/username") ready on SASL_SSL $HOST:$KAFKA_SASL_PORT"
 }
 
-# True when SADA_KAFKA_SASL_PORT, SADA_MONGO_TLS_PORT or SADA_SMTP_STARTTLS ask for a listener
+# True when SADA_KAFKA_SASL_PORT, SADA_MONGO_TLS_PORT or SADA_SMTP_STARTTLS_PORT ask for a listener
 # the running process was not started with (it is then restarted).
 lacks_listener() {
   local pid=$2
@@ -375,7 +380,8 @@ lacks_listener() {
       ! grep -q "SASL_SSL://$HOST:$KAFKA_SASL_PORT" "$RUN/kafka/server.properties" 2>/dev/null ;;
     ferretdb) [[ -n $MONGO_TLS_PORT ]] &&
       ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--listen-tls=$HOST:$MONGO_TLS_PORT" ;;
-    smtp) [[ $SMTP_STARTTLS == true ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--tls-cert" ;;
+    smtp) [[ -n $SMTP_STARTTLS_PORT ]] &&
+      ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--starttls-port $SMTP_STARTTLS_PORT" ;;
     *) return 1 ;;
   esac
 }
@@ -459,9 +465,9 @@ ensure_smtp() {
 start_smtp() {
   mkdir -p "$RUN/mail/cur" "$RUN/mail/new" "$RUN/mail/tmp"
   local -a tls=()
-  if [[ $SMTP_STARTTLS == true ]]; then
+  if [[ -n $SMTP_STARTTLS_PORT ]]; then
     ensure_tls
-    tls=(--tls-cert "$TLS_DIR/server.crt" --tls-key "$TLS_DIR/server.key")
+    tls=(--starttls-port "$SMTP_STARTTLS_PORT" --tls-cert "$TLS_DIR/server.crt" --tls-key "$TLS_DIR/server.key")
   fi
   SADA_RUN_DIR=$RUN SADA_SMTP_PORT=$SMTP_PORT spawn smtp "$PY" -u "$SCRIPT_DIR/smtp_sink.py" \
     --host "$HOST" --port "$SMTP_PORT" --maildir "$RUN/mail" \
@@ -486,7 +492,7 @@ launch_one() {
   local name=$1 pid port
   if pid=$(running_pid "$name"); then
     if lacks_listener "$name" "$pid"; then
-      log "$name: running without the TLS listener asked for (SADA_KAFKA_SASL_PORT, SADA_MONGO_TLS_PORT, SADA_SMTP_STARTTLS); restarting it"
+      log "$name: running without the TLS listener asked for (SADA_KAFKA_SASL_PORT, SADA_MONGO_TLS_PORT, SADA_SMTP_STARTTLS_PORT); restarting it"
       stop_one "$name"
     else
       return 0

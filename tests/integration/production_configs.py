@@ -39,6 +39,12 @@ HOST_PORTS = {
     "mongo:27017": f"127.0.0.1:{infra.MONGO_PORT}",  # compose (k8s: the Secret's URI)
 }
 SMTP_HOSTS = {"mailpit", "smtp-relay.mail.svc"}
+# The relay's port -> the sink's: plain SMTP, or submission with STARTTLS.
+SMTP_PORTS = {
+    "1025": infra.SMTP_PORT,
+    "25": infra.SMTP_PORT,
+    "587": infra.SMTP_STARTTLS_PORT,
+}
 # FerretDB is one standalone server: a replica-set name would make the driver wait for a
 # replica set that never answers. Everything else in the URI is kept.
 STANDALONE_ONLY = {"replicaset"}
@@ -223,7 +229,7 @@ def localise(
         elif key == "SADA_SMTP__HOST" and value in SMTP_HOSTS:
             value = infra.SMTP_HOST
         elif key == "SADA_SMTP__PORT":
-            value = str(infra.SMTP_PORT)
+            value = str(SMTP_PORTS[value])
         elif key == "SADA_HTTP_PORT":
             value = str(http_port)
         out[key] = value

@@ -32,6 +32,7 @@ def _secure_listeners_are_up() -> None:
     for name, port in (
         ("Kafka SASL_SSL", infra.KAFKA_SASL_PORT),
         ("FerretDB TLS", infra.MONGO_TLS_PORT),
+        ("SMTP sink STARTTLS", infra.SMTP_STARTTLS_PORT),
     ):
         try:
             infra.require_listening(name, "127.0.0.1", port)

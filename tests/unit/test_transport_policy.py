@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
@@ -11,6 +14,7 @@ from services.archive.settings import ArchiveSettings
 from services.notifier.settings import NotifierSettings
 from services.router.settings import RouterSettings
 from shared import transport
+from shared.kafka import broker_security
 from shared.settings import KafkaSettings, mongo_uri_gaps
 
 SASL = KafkaSettings(
@@ -94,3 +98,20 @@ def test_no_announcement_when_secure_or_not_overridden(monkeypatch: pytest.Monke
         assert transport.announce_insecure_transport(NotifierSettings(), service="notifier") == []
     assert logs == []
     assert gauge.labels("notifier")._value.get() == 0
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "kind"),
+    [("SCRAM-SHA-512", SASLScram512), ("SCRAM-SHA-256", SASLScram256), ("PLAIN", SASLPlaintext)],
+)
+def test_the_broker_speaks_the_configured_sasl_mechanism_inside_verified_tls(
+    mechanism: str, kind: type[BaseSecurity]
+) -> None:
+    settings = SASL.model_copy(update={"sasl_mechanism": mechanism})
+    security = broker_security(settings)
+    assert isinstance(security, kind)
+    context = security.ssl_context
+    assert context is not None
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert broker_security(KafkaSettings()) is None
