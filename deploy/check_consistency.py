@@ -171,6 +171,21 @@ def check_config_map() -> Iterator[str]:
         yield f"deploy/config/{name} is not in the ConfigMap (deploy/config/kustomization.yaml)"
 
 
+def check_production_transport(production: list[dict[str, Any]]) -> Iterator[str]:
+    """The production overlay runs Kafka over SASL_SSL and never uses the insecure override."""
+    env: dict[str, Any] = {}
+    for doc in production:
+        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"].startswith("sada-env"):
+            env |= doc.get("data", {})
+    for deployment in deployments(production).values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            env |= {e["name"]: e.get("value") for e in container.get("env", [])}
+    if env.get("SADA_KAFKA__SECURITY_PROTOCOL") != "SASL_SSL":
+        yield "k8s production: SADA_KAFKA__SECURITY_PROTOCOL is not SASL_SSL"
+    if "SADA_ALLOW_INSECURE_TRANSPORT" in env:
+        yield "k8s production: sets SADA_ALLOW_INSECURE_TRANSPORT (only for a private network)"
+
+
 def check_grafana(compose: dict[str, Any]) -> Iterator[str]:
     """The dashboards provider reads the folder compose mounts the JSON into."""
     provider = yaml.safe_load(
@@ -186,9 +201,11 @@ def main(argv: list[str]) -> int:
     compose_json, base_yaml, production_yaml = (Path(a) for a in argv[1:4])
     compose = json.loads(compose_json.read_text("utf-8"))
     partitions = int(compose["services"]["kafka-init"]["environment"]["PARTITIONS"])
+    production = load_yaml_docs(production_yaml)
     findings = [
         *check_compose(compose),
-        *check_k8s(load_yaml_docs(base_yaml), load_yaml_docs(production_yaml), partitions),
+        *check_k8s(load_yaml_docs(base_yaml), production, partitions),
+        *check_production_transport(production),
         *check_prometheus(),
         *check_metrics(),
         *check_config_map(),
@@ -199,7 +216,7 @@ def main(argv: list[str]) -> int:
     if not findings:
         print(
             f"consistent: topics = shared/topics.py, production replicas = {partitions} partitions,"
-            " ports, scrape targets, metric names"
+            " ports, scrape targets, metric names, production over SASL_SSL"
         )
     return 1 if findings else 0
 
