@@ -45,6 +45,17 @@ SMTP_PORTS = {
     "25": infra.SMTP_PORT,
     "587": infra.SMTP_STARTTLS_PORT,
 }
+# The only variables `localise` may change; a test holds it to that.
+REWRITTEN = frozenset(
+    {
+        "SADA_KAFKA__BOOTSTRAP_SERVERS",
+        "SADA_KAFKA__SSL_CAFILE",
+        "SADA_MONGO__URI",
+        "SADA_SMTP__HOST",
+        "SADA_SMTP__PORT",
+        "SADA_HTTP_PORT",
+    }
+)
 # FerretDB is one standalone server: a replica-set name would make the driver wait for a
 # replica set that never answers. Everything else in the URI is kept.
 STANDALONE_ONLY = {"replicaset"}

@@ -40,6 +40,14 @@ def _secure_listeners_are_up() -> None:
             raise AssertionError(f"{exc}; {infra.SECURE_INFRA_HINT}") from None
 
 
+def assert_verbatim_but_for_the_infrastructure(
+    given: dict[str, str], local: dict[str, str]
+) -> None:
+    assert local.keys() == given.keys()
+    changed = {key for key in given if given[key] != local[key]}
+    assert changed <= configs.REWRITTEN, changed - configs.REWRITTEN
+
+
 @pytest.fixture
 def stopped_at_the_end() -> Iterator[dict[str, sada.Process]]:
     processes: dict[str, sada.Process] = {}
@@ -58,6 +66,7 @@ async def test_compose_services_start_and_handle_a_submission(
     environments = configs.compose_environments(values)
     for name, env in environments.items():
         local = configs.localise(env, http_port=configs.free_port())
+        assert_verbatim_but_for_the_infrastructure(env, local)
         stopped_at_the_end[name] = sada.start(name, local, tmp_path / "logs")
 
     status = await sada.run_one_submission(
@@ -79,6 +88,7 @@ async def test_kubernetes_production_services_start_over_sasl_ssl_and_handle_a_s
     trust = {"SSL_CERT_FILE": str(infra.TLS_DIR / "ca.crt")}
     for name, pod in pods.items():
         local = configs.localise(pod.env, http_port=configs.free_port(), mounts=pod.mounts)
+        assert_verbatim_but_for_the_infrastructure(pod.env, local)
         stopped_at_the_end[name] = sada.start(name, local | trust, tmp_path / "logs")
 
     status = await sada.run_one_submission(
