@@ -60,6 +60,13 @@ unit: venv
 component: venv
 	$(PYTEST) -m component tests/component
 
+# The integration tests also run Sada over production's transport: infra.sh adds Kafka's SASL_SSL
+# listener (SCRAM-SHA-512), FerretDB's TLS listener and the SMTP sink's STARTTLS. `make run` and
+# `make infra-up` alone stay plaintext.
+test integration: export SADA_KAFKA_SASL_PORT ?= 9094
+test integration: export SADA_MONGO_TLS_PORT ?= 27019
+test integration: export SADA_SMTP_STARTTLS_PORT ?= 1587
+
 integration: infra-up
 	$(PYTEST) -m integration tests/integration
 

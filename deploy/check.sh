@@ -34,7 +34,7 @@ K8S_VERSION=${SADA_K8S_VERSION:-1.33.0}
 # Placeholder values for compose's required secrets: only `config` sees them.
 DUMMY_SECRETS=(
   SADA_INTAKE_API_KEYS='{"najiz_portal":["0000000000000000000000000000000000000000000000000000000000000000"]}'
-  SADA_ARCHIVE_API_TOKEN=check-only-token
+  SADA_ARCHIVE_API_TOKENS='["check-only-token"]'
   GRAFANA_ADMIN_PASSWORD=check-only-password
 )
 
@@ -177,7 +177,7 @@ compose_check() {
 
 compose_secrets_check() {
   local out
-  if out=$(env -u SADA_INTAKE_API_KEYS -u SADA_ARCHIVE_API_TOKEN -u GRAFANA_ADMIN_PASSWORD \
+  if out=$(env -u SADA_INTAKE_API_KEYS -u SADA_ARCHIVE_API_TOKENS -u GRAFANA_ADMIN_PASSWORD \
     "${COMPOSE[@]}" -f docker-compose.yml config -q 2>&1); then
     echo "docker-compose.yml rendered without its required secrets"
     return 1

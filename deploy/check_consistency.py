@@ -232,6 +232,21 @@ def check_config_map() -> Iterator[str]:
         yield f"deploy/config/{name} is not in the ConfigMap (deploy/config/kustomization.yaml)"
 
 
+def check_production_transport(production: list[dict[str, Any]]) -> Iterator[str]:
+    """The production overlay runs Kafka over SASL_SSL and never uses the insecure override."""
+    env: dict[str, Any] = {}
+    for doc in production:
+        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"].startswith("sada-env"):
+            env |= doc.get("data", {})
+    for deployment in deployments(production).values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            env |= {e["name"]: e.get("value") for e in container.get("env", [])}
+    if env.get("SADA_KAFKA__SECURITY_PROTOCOL") != "SASL_SSL":
+        yield "k8s production: SADA_KAFKA__SECURITY_PROTOCOL is not SASL_SSL"
+    if "SADA_ALLOW_INSECURE_TRANSPORT" in env:
+        yield "k8s production: sets SADA_ALLOW_INSECURE_TRANSPORT (only for a private network)"
+
+
 def check_grafana(compose: dict[str, Any]) -> Iterator[str]:
     """The dashboards provider reads the folder compose mounts the JSON into."""
     provider = yaml.safe_load(
@@ -249,6 +264,7 @@ def main(argv: list[str]) -> int:
     per_topic = topic_partitions()
     counts = set(per_topic.values())
     partitions = max(counts)
+    production = load_yaml_docs(production_yaml)
     findings = [
         *check_topic_spec(per_topic),
         *(
@@ -257,8 +273,9 @@ def main(argv: list[str]) -> int:
             else []
         ),
         *check_compose(compose),
-        *check_k8s(load_yaml_docs(base_yaml), load_yaml_docs(production_yaml), partitions),
-        *check_intake_replicas(load_yaml_docs(production_yaml)),
+        *check_k8s(load_yaml_docs(base_yaml), production, partitions),
+        *check_intake_replicas(production),
+        *check_production_transport(production),
         *check_prometheus(),
         *check_metrics(),
         *check_config_map(),
@@ -270,7 +287,7 @@ def main(argv: list[str]) -> int:
         print(
             "consistent: topics.yaml = shared/topics.py, production replicas ="
             f" {partitions} partitions,"
-            " ports, scrape targets, metric names"
+            " ports, scrape targets, metric names, production over SASL_SSL"
         )
     return 1 if findings else 0
 

@@ -31,6 +31,8 @@ Every service reads environment variables with the prefix `SADA_`; nested groups
 (e.g. `SADA_KAFKA__BOOTSTRAP_SERVERS`). Defaults suit a local run on 127.0.0.1. Secrets come
 from the environment (or a secrets manager that sets it), never from the repository; outside
 `SADA_ENVIRONMENT=local` a service refuses to start with a missing or obviously default secret.
+With `SADA_ENVIRONMENT=production` it also refuses Kafka without SASL_SSL and MongoDB without
+TLS and credentials, unless `SADA_ALLOW_INSECURE_TRANSPORT=true` ([production.md](production.md)).
 
 Generated from the settings models by `python -m deploy.settings_reference`; do not edit.
 """

@@ -48,7 +48,7 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
         assert settings.sasl_password  # checked by the settings model
         options |= {
             "security_protocol": "SASL_SSL",
-            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_mechanism": settings.sasl_mechanism,
             "sasl_plain_username": settings.sasl_username,
             "sasl_plain_password": settings.sasl_password.get_secret_value(),
             "ssl_context": create_ssl_context(

@@ -27,7 +27,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from faststream.kafka.publisher.state import RealProducer
 from faststream.kafka.subscriber.usecase import BatchSubscriber
-from faststream.security import SASLScram512
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import REGISTRY, Counter, Gauge
 
 from shared import events, ids, topics
@@ -88,20 +88,32 @@ PRODUCED = Counter(
 )
 
 
+SASL_MECHANISMS: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+    "SCRAM-SHA-512": SASLScram512,
+    "SCRAM-SHA-256": SASLScram256,
+    "PLAIN": SASLPlaintext,
+}
+
+
+def broker_security(settings: KafkaSettings) -> BaseSecurity | None:
+    """Return FastStream's security for SASL_SSL (TLS verified, the configured mechanism)."""
+    if settings.security_protocol != "SASL_SSL":
+        return None
+    context = ssl.create_default_context(
+        cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+    )
+    assert settings.sasl_username  # both checked by the settings model
+    assert settings.sasl_password
+    return SASL_MECHANISMS[settings.sasl_mechanism](
+        username=settings.sasl_username,
+        password=settings.sasl_password.get_secret_value(),
+        ssl_context=context,
+    )
+
+
 def make_broker(settings: KafkaSettings, *, service: str, **extra: Any) -> KafkaBroker:
     """Return a broker that produces with acks=all and idempotence, and counts in Prometheus."""
-    security = None
-    if settings.security_protocol == "SASL_SSL":
-        context = ssl.create_default_context(
-            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
-        )
-        assert settings.sasl_username  # both checked by the settings model
-        assert settings.sasl_password
-        security = SASLScram512(
-            username=settings.sasl_username,
-            password=settings.sasl_password.get_secret_value(),
-            ssl_context=context,
-        )
+    security = broker_security(settings)
     return KafkaBroker(
         settings.bootstrap_servers,
         acks="all",

@@ -141,7 +141,7 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
             "ssl_context": ssl.create_default_context(
                 cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
             ),
-            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_mechanism": settings.sasl_mechanism,
             "sasl_plain_username": settings.sasl_username,
             "sasl_plain_password": settings.sasl_password.get_secret_value(),
         }

@@ -23,6 +23,18 @@ MONGO_URI = os.environ.get("SADA_MONGO__URI", f"mongodb://127.0.0.1:{MONGO_PORT}
 SMTP_HOST = "127.0.0.1"
 SMTP_PORT = int(os.environ.get("SADA_SMTP_PORT", "1025"))
 MAILDIR = RUN_DIR / "mail"
+# The production-transport listeners `make test` asks deploy/local/infra.sh for (see Makefile):
+# Kafka SASL_SSL with SCRAM-SHA-512, FerretDB over TLS, an SMTP sink port with STARTTLS.
+KAFKA_SASL_PORT = int(os.environ.get("SADA_KAFKA_SASL_PORT") or "9094")
+MONGO_TLS_PORT = int(os.environ.get("SADA_MONGO_TLS_PORT") or "27019")
+SMTP_STARTTLS_PORT = int(os.environ.get("SADA_SMTP_STARTTLS_PORT") or "1587")
+TLS_DIR = RUN_DIR / "tls"  # ca.crt: the local CA every TLS listener's certificate comes from
+SASL_DIR = RUN_DIR / "kafka" / "sasl"  # username, password: the SCRAM user
+SECURE_INFRA_HINT = (
+    "start them with `make infra-up` under `make test`/`make integration`, or "
+    "`SADA_KAFKA_SASL_PORT=9094 SADA_MONGO_TLS_PORT=27019 SADA_SMTP_STARTTLS_PORT=1587 "
+    "deploy/local/infra.sh up`"
+)
 SMTP_CONTROL = RUN_DIR / "smtp-control.json"
 
 

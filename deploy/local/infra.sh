@@ -27,6 +27,16 @@
 #                   both are set, FerretDB runs with authentication (`--test-enable-new-auth`)
 #                   and creates that user in `admin` when its data directory is new: clients
 #                   must then log in (mongodb://USER:PASSWORD@...), as with a real MongoDB
+#   SADA_KAFKA_SASL_PORT (unset = off) adds a SASL_SSL listener (SCRAM-SHA-512) on that port, as
+#                   production runs Kafka; the SCRAM user `sada` and its random password are in
+#                   $RUN/kafka/sasl (username, password); the PLAINTEXT listener stays.
+#   SADA_MONGO_TLS_PORT (unset = off) adds a TLS listener to FerretDB on that port (FerretDB 1.24
+#                   with SQLite accepts any PLAIN credentials: the transport is real, the
+#                   password check is not).
+#   SADA_SMTP_STARTTLS_PORT (unset = off) adds an SMTP sink port that offers STARTTLS (as a
+#                   relay on 587 does; the first port stays plain).
+#   The TLS listeners use a local CA and a certificate for 127.0.0.1/localhost made once with
+#   openssl and keytool and kept in $RUN/tls (clients trust $RUN/tls/ca.crt).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,6 +59,12 @@ FERRETDB_USERNAME=${SADA_FERRETDB_USERNAME:-}
 FERRETDB_PASSWORD=${SADA_FERRETDB_PASSWORD:-}
 READY_TIMEOUT=${SADA_READY_TIMEOUT:-90}
 KAFKA_HEAP_OPTS=${SADA_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}
+KAFKA_SASL_PORT=${SADA_KAFKA_SASL_PORT:-}
+SASL_DIR=$RUN/kafka/sasl
+MONGO_TLS_PORT=${SADA_MONGO_TLS_PORT:-}
+SMTP_STARTTLS_PORT=${SADA_SMTP_STARTTLS_PORT:-}
+TLS_DIR=$RUN/tls
+SCRAM_USER=sada
 STOP_TIMEOUT=15
 
 KAFKA_LIBS=$CACHE/kafka/libs-$KAFKA_VERSION
@@ -71,17 +87,29 @@ usage() {
 
 ports_of() {
   case $1 in
-    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ;;
-    ferretdb) echo "$MONGO_PORT" ;;
-    smtp) echo "$SMTP_PORT" ;;
+    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $KAFKA_SASL_PORT" ;;
+    ferretdb) echo "$MONGO_PORT $MONGO_TLS_PORT" ;;
+    smtp) echo "$SMTP_PORT $SMTP_STARTTLS_PORT" ;;
   esac
 }
 
 address_of() {
   case $1 in
-    kafka) echo "kafka://$HOST:$KAFKA_PORT (controller $HOST:$KAFKA_CONTROLLER_PORT)" ;;
-    ferretdb) echo "mongodb://$HOST:$MONGO_PORT/" ;;
-    smtp) echo "smtp://$HOST:$SMTP_PORT (Maildir $RUN/mail)" ;;
+    kafka)
+      local sasl=""
+      [[ -n $KAFKA_SASL_PORT ]] && sasl=", SASL_SSL $HOST:$KAFKA_SASL_PORT (CA $TLS_DIR/ca.crt, user in $SASL_DIR)"
+      echo "kafka://$HOST:$KAFKA_PORT (controller $HOST:$KAFKA_CONTROLLER_PORT$sasl)"
+      ;;
+    ferretdb)
+      local tls=""
+      [[ -n $MONGO_TLS_PORT ]] && tls=" (TLS $HOST:$MONGO_TLS_PORT, CA $TLS_DIR/ca.crt)"
+      echo "mongodb://$HOST:$MONGO_PORT/$tls"
+      ;;
+    smtp)
+      local tls=""
+      [[ -n $SMTP_STARTTLS_PORT ]] && tls=", STARTTLS $HOST:$SMTP_STARTTLS_PORT"
+      echo "smtp://$HOST:$SMTP_PORT (Maildir $RUN/mail$tls)"
+      ;;
   esac
 }
 
@@ -213,6 +241,56 @@ stop_one() {
   log "$name: stopped (pid $pid)"
 }
 
+# --- TLS material (SASL_SSL Kafka listener, FerretDB TLS listener) ------------------------------
+
+# Made once and kept in $TLS_DIR: a local CA and a server key and certificate (SAN 127.0.0.1 and
+# localhost, so clients verify the hostname as in production), also as a PKCS12 keystore for
+# the broker, checked with keytool (the JVM, not only openssl, must read it).
+ensure_tls() {
+  [[ -s $TLS_DIR/server.p12 && -s $TLS_DIR/ca.crt ]] && return 0
+  command -v openssl >/dev/null || die "tls: openssl not found (needed for the TLS listeners)"
+  command -v keytool >/dev/null || die "tls: keytool not found (needed for the TLS listeners)"
+  log "tls: making a local CA and server certificate in $TLS_DIR"
+  rm -rf "$TLS_DIR"
+  mkdir -p "$TLS_DIR"
+  chmod 700 "$TLS_DIR"
+  local out
+  out=$(make_tls_material "$TLS_DIR" 2>&1) || {
+    printf '%s\n' "$out" >&2
+    rm -rf "$TLS_DIR"
+    die "tls: could not make the certificates"
+  }
+}
+
+make_tls_material() {
+  local d=$1
+  set -e
+  umask 077
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Sada local CA" \
+    -keyout "$d/ca.key" -out "$d/ca.crt"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$d/server.ext" -out "$d/server.crt"
+  openssl rand -hex 16 >"$d/keystore-password"
+  openssl pkcs12 -export -name server -in "$d/server.crt" -inkey "$d/server.key" \
+    -certfile "$d/ca.crt" -passout "file:$d/keystore-password" -out "$d/server.p12.tmp"
+  keytool -list -storetype PKCS12 -keystore "$d/server.p12.tmp" \
+    -storepass "$(<"$d/keystore-password")" >/dev/null
+  mv "$d/server.p12.tmp" "$d/server.p12"
+  rm -f "$d/server.csr" "$d/server.ext" "$d/ca.srl"
+}
+
+# The SCRAM user's name and random password, kept in $SASL_DIR for clients (and tests) to read.
+ensure_scram_secret() {
+  [[ -s $SASL_DIR/password ]] && return 0
+  mkdir -p "$SASL_DIR"
+  chmod 700 "$SASL_DIR"
+  umask 077
+  echo "$SCRAM_USER" >"$SASL_DIR/username"
+  openssl rand -hex 24 >"$SASL_DIR/password"
+}
+
 # --- Kafka -------------------------------------------------------------------------------------
 
 java_bin() {
@@ -248,16 +326,22 @@ kafka_java() {
 
 write_kafka_config() {
   mkdir -p "$RUN/kafka" "$RUN/data/kafka"
+  local listeners="PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  if [[ -n $KAFKA_SASL_PORT ]]; then
+    listeners+=",SASL_SSL://$HOST:$KAFKA_SASL_PORT"
+    protocols+=",SASL_SSL:SASL_SSL"
+  fi
   cat >"$RUN/kafka/server.properties" <<EOF
 # Generated by deploy/local/infra.sh on every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+listeners=$listeners
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$RUN/data/kafka
 num.partitions=3
 auto.create.topics.enable=true
@@ -270,6 +354,42 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+  [[ -z $KAFKA_SASL_PORT ]] && return 0
+  cat >>"$RUN/kafka/server.properties" <<EOF
+# SASL_SSL listener (SADA_KAFKA_SASL_PORT): TLS with the local CA, SCRAM-SHA-512 users only.
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.sasl_ssl.ssl.keystore.password=$(<"$TLS_DIR/keystore-password")
+EOF
+  chmod 600 "$RUN/kafka/server.properties"
+}
+
+# Creates (or resets) the SCRAM-SHA-512 user through the PLAINTEXT listener (the admin API,
+# as kafka-configs.sh does); idempotent, so it runs after every start of the broker.
+add_scram_user() {
+  kafka_java
+  "${KAFKA_JAVA[@]}" kafka.admin.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" --alter \
+    --entity-type users --entity-name "$(<"$SASL_DIR/username")" \
+    --add-config "SCRAM-SHA-512=[password=$(<"$SASL_DIR/password")]" >>"$(log_file kafka)" 2>&1 ||
+    die "kafka: could not create the SCRAM user, see $(log_file kafka)"
+  log "kafka: SCRAM-SHA-512 user $(<"$SASL_DIR/username") ready on SASL_SSL $HOST:$KAFKA_SASL_PORT"
+}
+
+# True when SADA_KAFKA_SASL_PORT, SADA_MONGO_TLS_PORT or SADA_SMTP_STARTTLS_PORT ask for a listener
+# the running process was not started with (it is then restarted).
+lacks_listener() {
+  local pid=$2
+  case $1 in
+    kafka) [[ -n $KAFKA_SASL_PORT ]] &&
+      ! grep -q "SASL_SSL://$HOST:$KAFKA_SASL_PORT" "$RUN/kafka/server.properties" 2>/dev/null ;;
+    ferretdb) [[ -n $MONGO_TLS_PORT ]] &&
+      ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--listen-tls=$HOST:$MONGO_TLS_PORT" ;;
+    smtp) [[ -n $SMTP_STARTTLS_PORT ]] &&
+      ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--starttls-port $SMTP_STARTTLS_PORT" ;;
+    *) return 1 ;;
+  esac
 }
 
 format_kafka_storage() {
@@ -285,6 +405,10 @@ format_kafka_storage() {
 }
 
 start_kafka() {
+  if [[ -n $KAFKA_SASL_PORT ]]; then
+    ensure_tls
+    ensure_scram_secret
+  fi
   write_kafka_config
   format_kafka_storage
   kafka_java
@@ -324,13 +448,19 @@ start_ferretdb() {
     auth=(--test-enable-new-auth "--setup-username=$FERRETDB_USERNAME"
       "--setup-password=$FERRETDB_PASSWORD" --setup-database=admin)
   fi
+  local -a tls=()
+  if [[ -n $MONGO_TLS_PORT ]]; then
+    ensure_tls
+    tls=("--listen-tls=$HOST:$MONGO_TLS_PORT" "--listen-tls-cert-file=$TLS_DIR/server.crt"
+      "--listen-tls-key-file=$TLS_DIR/server.key")
+  fi
   # WAL (FerretDB's default) with synchronous=NORMAL: a commit survives a crash of any process,
   # and only an OS crash or power loss can take the last ones back. That is the right trade for
   # a local stand-in; production runs MongoDB with its own journal.
   spawn ferretdb "$FERRETDB_BIN" \
     --handler=sqlite \
     "--sqlite-url=file:$RUN/data/ferretdb/?_pragma=synchronous(normal)" \
-    "--listen-addr=$HOST:$MONGO_PORT" \
+    "--listen-addr=$HOST:$MONGO_PORT" "${tls[@]}" \
     "--state-dir=$RUN/data/ferretdb-state" \
     "--debug-addr=$FERRETDB_DEBUG_ADDR" \
     --telemetry=disable \
@@ -347,9 +477,14 @@ ensure_smtp() {
 
 start_smtp() {
   mkdir -p "$RUN/mail/cur" "$RUN/mail/new" "$RUN/mail/tmp"
+  local -a tls=()
+  if [[ -n $SMTP_STARTTLS_PORT ]]; then
+    ensure_tls
+    tls=(--starttls-port "$SMTP_STARTTLS_PORT" --tls-cert "$TLS_DIR/server.crt" --tls-key "$TLS_DIR/server.key")
+  fi
   SADA_RUN_DIR=$RUN SADA_SMTP_PORT=$SMTP_PORT spawn smtp "$PY" -u "$SCRIPT_DIR/smtp_sink.py" \
     --host "$HOST" --port "$SMTP_PORT" --maildir "$RUN/mail" \
-    --control-file "$RUN/smtp-control.json"
+    --control-file "$RUN/smtp-control.json" "${tls[@]}"
 }
 
 # --- actions -----------------------------------------------------------------------------------
@@ -369,7 +504,12 @@ take_lock() {
 launch_one() {
   local name=$1 pid port
   if pid=$(running_pid "$name"); then
-    return 0
+    if lacks_listener "$name" "$pid"; then
+      log "$name: running without the TLS listener asked for (SADA_KAFKA_SASL_PORT, SADA_MONGO_TLS_PORT, SADA_SMTP_STARTTLS_PORT); restarting it"
+      stop_one "$name"
+    else
+      return 0
+    fi
   fi
   rm -f "$(pid_file "$name")"
   for port in $(ports_of "$name"); do
@@ -431,6 +571,7 @@ do_up() {
   for name in "$@"; do launch_one "$name"; done
   for name in "$@"; do wait_ready "$name" || rc=1; done
   ((rc == 0)) || die "up failed (see the log lines above)"
+  if [[ -n ${STARTED_kafka:-} && -n $KAFKA_SASL_PORT ]]; then add_scram_user; fi
   log "up: done in $((SECONDS - t0))s"
 }
 

@@ -8,8 +8,10 @@ listens on 127.0.0.1:1025 by default (``SADA_SMTP_PORT``) and writes each messag
 * ``X-Sada-Sink-Mail-From`` -- the MAIL FROM address;
 * ``X-Sada-Sink-Received-At`` -- when the sink accepted the message (RFC 3339, UTC).
 
-EHLO, 8BITMIME and SMTPUTF8 are supported (Arabic subjects, bodies and addresses); STARTTLS and
-AUTH are not.
+EHLO, 8BITMIME and SMTPUTF8 are supported (Arabic subjects, bodies and addresses); AUTH is not.
+STARTTLS is offered only on a second port, ``--starttls-port`` with ``--tls-cert``/``--tls-key``
+(as a production relay offers it on 587; infra.sh starts it when ``SADA_SMTP_STARTTLS_PORT`` is
+set), so clients that upgrade whenever they can keep a plain conversation on the first.
 
 Fault injection for reliability tests: before every MAIL FROM and RCPT TO the sink looks at the
 JSON control file ``$SADA_RUN_DIR/smtp-control.json`` (re-parsed only when its inode, mtime or
@@ -34,6 +36,7 @@ import logging
 import mailbox
 import os
 import signal
+import ssl
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -208,15 +211,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=run_dir / "smtp-control.json",
         help="JSON fault-injection control file",
     )
+    parser.add_argument("--starttls-port", type=int, help="a second port that offers STARTTLS")
+    parser.add_argument("--tls-cert", type=Path, help="certificate (PEM) of the STARTTLS port")
+    parser.add_argument("--tls-key", type=Path, help="private key (PEM) of --tls-cert")
     return parser.parse_args(argv)
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """Return the STARTTLS port's server context, or None when there is no such port."""
+    if args.starttls_port is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    return context
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     handler = MaildirHandler(args.maildir, ControlFile(args.control_file))
+    context = tls_context(args)
 
-    def factory() -> SMTP:
+    def factory(tls: ssl.SSLContext | None = None) -> SMTP:
         return SMTP(
             handler,
             enable_SMTPUTF8=True,
@@ -224,15 +240,23 @@ async def serve(args: argparse.Namespace) -> None:
             hostname="sada-smtp-sink.localhost",
             ident="Sada SMTP sink",
             loop=loop,
+            tls_context=tls,
         )
 
     server = await loop.create_server(factory, host=args.host, port=args.port)
+    if context is not None:
+        secure = await loop.create_server(
+            lambda: factory(context), host=args.host, port=args.starttls_port
+        )
+        LOG.info("STARTTLS on %s:%d", args.host, args.starttls_port)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     LOG.info("listening on %s:%d, Maildir %s", args.host, args.port, args.maildir)
     async with server:
         await stop.wait()
+    if context is not None:
+        secure.close()
     LOG.info("stopped")
 
 

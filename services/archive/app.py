@@ -18,6 +18,7 @@ from shared.http import create_app, serve
 from shared.kafka import make_broker
 from shared.lag import lag_monitor
 from shared.mongo import make_client
+from shared.transport import announce_insecure_transport
 
 SERVICE = handlers.SERVICE
 log = logging.get_logger(__name__)
@@ -25,7 +26,8 @@ log = logging.get_logger(__name__)
 DESCRIPTION = """Read-only audit API over every archived Sada event.
 
 Authenticate with `Authorization: Bearer <token>`: each token is a named client with scopes
-(`SADA_API_CLIENTS`; local default `local-dev-token`, read only). Personal data is served only
+(`SADA_API_CLIENTS`; plain `SADA_ARCHIVE_API_TOKENS` are read-only clients; local default
+`local-dev-token`, read only). Personal data is served only
 to clients with the `personal_data` scope; every read is archived as an `archive.accessed`
 event. Each submission's events form a SHA-256 hash chain; `/verify` recomputes it.
 """
@@ -107,4 +109,5 @@ def main() -> None:
     """Run the archive service (`sada serve archive`)."""
     settings = ArchiveSettings()
     logging.configure(SERVICE, level=settings.log_level, json=settings.log_json)
+    announce_insecure_transport(settings, service=SERVICE)
     serve(build(settings), host=settings.http_host, port=settings.http_port)

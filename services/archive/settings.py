@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from services.archive.clients import ApiClientConfig
 from services.archive.store import QueryIndexes
@@ -49,6 +50,8 @@ class ArchiveMongoSettings(MongoSettings):
 class ArchiveSettings(ServiceSettings):
     """Archive settings: Kafka group and topics, MongoDB, API clients, access log, sweeps."""
 
+    model_config = SettingsConfigDict(populate_by_name=True)
+
     http_port: int = 8004
     group_id: str = Field(default="sada-archive", description="Kafka consumer group.")
     topics: ArchiveTopics = ArchiveTopics()
@@ -66,8 +69,10 @@ class ArchiveSettings(ServiceSettings):
     )
     api_tokens: tuple[SecretStr, ...] = Field(
         default=(),
-        description="Older form, kept working: plain bearer tokens (JSON list), each a client "
-        "`api-token-N` with the `read` scope only (no personal data).",
+        validation_alias=AliasChoices("SADA_ARCHIVE_API_TOKENS", "SADA_API_TOKENS", "api_tokens"),
+        description="Plain bearer tokens, a JSON list: SADA_ARCHIVE_API_TOKENS='[\"t1\"]' (the "
+        "older SADA_API_TOKENS is read too), each a client `api-token-N` with the `read` scope "
+        "only (no personal data); SADA_API_CLIENTS names clients and grants scopes.",
     )
     archive_api_token: SecretStr | None = Field(
         default=None,
@@ -129,7 +134,7 @@ class ArchiveSettings(ServiceSettings):
     @model_validator(mode="after")
     def _real_tokens_outside_local(self) -> ArchiveSettings:
         for token in self.api_tokens:
-            refuse_default_secret(self, "SADA_API_TOKENS", token)
+            refuse_default_secret(self, "SADA_ARCHIVE_API_TOKENS", token)
         if self.archive_api_token is not None:
             refuse_default_secret(self, "SADA_ARCHIVE_API_TOKEN", self.archive_api_token)
         for client in self.api_clients:

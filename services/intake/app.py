@@ -17,6 +17,7 @@ from shared.events import Producer
 from shared.http import create_app, serve
 from shared.kafka import BatchRunner, make_broker
 from shared.lag import lag_monitor
+from shared.transport import announce_insecure_transport
 
 SERVICE = "intake"
 
@@ -72,4 +73,5 @@ def main() -> None:
     """Run intake until stopped (`sada serve intake`)."""
     settings = IntakeSettings()
     logging.configure(SERVICE, level=settings.log_level, json=settings.log_json)
+    announce_insecure_transport(settings, service=SERVICE)
     serve(build(settings), host=settings.http_host, port=settings.http_port)

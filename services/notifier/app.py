@@ -20,6 +20,7 @@ from shared.directory import load_channels, load_units
 from shared.http import Check, Hook, create_app, serve
 from shared.kafka import BatchRunner, Outgoing, make_broker, produce_all
 from shared.lag import lag_monitor
+from shared.transport import announce_insecure_transport
 
 SERVICE = "notifier"
 
@@ -121,4 +122,5 @@ def main() -> None:
     """Run the notifier until stopped (`sada serve notifier`)."""
     settings = NotifierSettings()
     logging.configure(SERVICE, level=settings.log_level, json=settings.log_json)
+    announce_insecure_transport(settings, service=SERVICE)
     serve(build(settings), host=settings.http_host, port=settings.http_port)

@@ -17,6 +17,7 @@ from shared.config import ConfigError
 from shared.http import create_app, serve
 from shared.kafka import BatchRunner, make_broker
 from shared.lag import lag_monitor
+from shared.transport import announce_insecure_transport
 
 RULES_INFO = Info("sada_routing_rules", "The rule file in force: its path, version and size.")
 log = logging.get_logger(__name__)
@@ -73,6 +74,7 @@ def main() -> None:
     """Run the router until stopped; exit 2 with `file:line: problem` on invalid config."""
     settings = RouterSettings()
     logging.configure(SERVICE, level=settings.log_level, json=settings.log_json)
+    announce_insecure_transport(settings, service=SERVICE)
     try:
         app = build(settings)
     except ConfigError as exc:

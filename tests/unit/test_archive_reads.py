@@ -103,16 +103,22 @@ def test_statuses_never_share_a_rank_and_only_rise() -> None:
 
 def test_default_api_token_is_refused_outside_local_mode() -> None:
     assert ArchiveSettings().api_tokens == ()  # the local default client comes from clients.load
-    with pytest.raises(ValidationError, match="SADA_API_TOKENS"):
-        ArchiveSettings(environment="production", api_tokens=("local-dev-token",))
+    with pytest.raises(ValidationError, match="SADA_ARCHIVE_API_TOKENS"):
+        ArchiveSettings(
+            environment="production", allow_insecure_transport=True, api_tokens=("local-dev-token",)
+        )
     with pytest.raises(ValidationError, match="SADA_ARCHIVE_API_TOKEN"):
-        ArchiveSettings(environment="production", archive_api_token="changeme")
-    ok = ArchiveSettings(environment="production", api_tokens=("a-real-long-token",))
+        ArchiveSettings(
+            environment="production", allow_insecure_transport=True, archive_api_token="changeme"
+        )
+    ok = ArchiveSettings(
+        environment="production", allow_insecure_transport=True, api_tokens=("a-real-long-token",)
+    )
     assert ok.api_tokens[0].get_secret_value() == "a-real-long-token"
 
 
 def test_tokens_and_topics_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SADA_API_TOKENS", '["t-one", "t-two"]')
+    monkeypatch.setenv("SADA_ARCHIVE_API_TOKENS", '["t-one", "t-two"]')
     monkeypatch.setenv("SADA_TOPICS__ROUTED", "test.routed")
     monkeypatch.setenv("SADA_MONGO__DATABASE", "elsewhere")
     settings = ArchiveSettings()

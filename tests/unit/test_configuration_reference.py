@@ -7,7 +7,7 @@ def test_configuration_reference_lists_every_setting_of_every_service() -> None:
         "SADA_KAFKA__BOOTSTRAP_SERVERS",
         "SADA_INTAKE_API_KEYS",
         "SADA_SMTP__HOST",
-        "SADA_API_TOKENS",
+        "SADA_ARCHIVE_API_TOKENS",
         "SADA_LEDGER_FLUSH_EVERY",
     ):
         assert expected in text

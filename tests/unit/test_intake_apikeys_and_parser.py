@@ -38,7 +38,9 @@ def test_configured_keys_replace_the_demo_keys_and_are_looked_up_by_hash() -> No
 def test_keys_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     digest = hash_key("from-env")
     monkeypatch.setenv("SADA_INTAKE_API_KEYS", f'{{"istitlaa": ["{digest.upper()}"]}}')
-    keys = apikeys.load(IntakeSettings(environment="production"), CHANNELS)
+    keys = apikeys.load(
+        IntakeSettings(environment="production", allow_insecure_transport=True), CHANNELS
+    )
     assert keys.channel_for("from-env") == "istitlaa"
 
 
@@ -47,6 +49,7 @@ def test_keys_file_is_merged_and_its_errors_name_file_and_line(tmp_path: Path) -
     good.write_text(f"api_keys:\n  email: [{hash_key('file-key')}]\n")
     settings = IntakeSettings(
         environment="production",
+        allow_insecure_transport=True,
         api_keys={"survey": [hash_key("env-key")]},
         api_keys_file=good,
     )
@@ -56,12 +59,21 @@ def test_keys_file_is_merged_and_its_errors_name_file_and_line(tmp_path: Path) -
     bad = tmp_path / "bad.yaml"
     bad.write_text("api_keys:\n  email:\n    - not-a-hash\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:3: api_keys\.email\.0"):
-        apikeys.load(IntakeSettings(environment="production", api_keys_file=bad), CHANNELS)
+        apikeys.load(
+            IntakeSettings(
+                environment="production", allow_insecure_transport=True, api_keys_file=bad
+            ),
+            CHANNELS,
+        )
 
 
 @pytest.mark.parametrize("key", ["local-istitlaa-key", "changeme", "secret"])
 def test_default_or_demo_keys_are_refused_outside_local_mode(key: str) -> None:
-    settings = IntakeSettings(environment="production", api_keys={"istitlaa": [hash_key(key)]})
+    settings = IntakeSettings(
+        environment="production",
+        allow_insecure_transport=True,
+        api_keys={"istitlaa": [hash_key(key)]},
+    )
     with pytest.raises(ValueError, match="obvious default or a local demo key"):
         apikeys.load(settings, CHANNELS)
 
@@ -73,7 +85,9 @@ def test_the_demo_keys_file_is_refused_outside_local_mode() -> None:
 
 
 def test_outside_local_mode_no_keys_means_no_demo_keys() -> None:
-    keys = apikeys.load(IntakeSettings(environment="production"), CHANNELS)
+    keys = apikeys.load(
+        IntakeSettings(environment="production", allow_insecure_transport=True), CHANNELS
+    )
     assert keys.channel_for("local-istitlaa-key") is None
     assert len(keys) == 0
 

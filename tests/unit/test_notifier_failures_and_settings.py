@@ -151,7 +151,7 @@ def test_a_username_needs_a_password() -> None:
 def test_an_obvious_default_smtp_password_is_refused_outside_local_mode() -> None:
     smtp = SmtpSettings(username="sada", password=SecretStr("changeme"))
     with pytest.raises(ValidationError, match="obvious default"):
-        NotifierSettings(environment="production", smtp=smtp)
+        NotifierSettings(environment="production", allow_insecure_transport=True, smtp=smtp)
     assert NotifierSettings(environment="local", smtp=smtp).smtp.username == "sada"
 
 
