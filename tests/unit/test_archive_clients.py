@@ -16,6 +16,12 @@ from tests import archive_samples as samples
 AUDITOR = '[{"name": "auditor-1", "token_sha256": "%s", "scopes": ["read", "personal_data"]}]'
 
 
+@pytest.fixture(autouse=True)
+def _transport_is_not_under_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Production settings here are about clients; the transport rules have their own tests.
+    monkeypatch.setenv("SADA_ALLOW_INSECURE_TRANSPORT", "true")
+
+
 def test_clients_from_the_environment_are_named_hashed_and_scoped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
