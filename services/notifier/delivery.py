@@ -348,39 +348,40 @@ class Notifier:
             next_attempt_at=item.next_attempt_at,
             give_up_at=item.first_refused_at + timedelta(seconds=self.schedule.give_up_seconds),
         )
-        deferred = events.build(
-            NotificationDeferred,
-            submission_id=event.submission_id,
-            reference=event.reference,
-            payload=payload,
-            # Like the outcomes: tied to the (content-aware) routed event it parks.
-            discriminator=f"{event.event_id}:{decision.unit}",
-            producer=self._producer,
-            correlation_id=event.correlation_id,
-        )
-        return Outgoing(self._topic, event.submission_id, deferred.model_dump_json().encode())
+        return self._about(NotificationDeferred, event, payload, decision.unit)
 
     def _outcome(self, event: SubmissionRouted, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
         cls: type[NotificationSent | NotificationFailed] = (
             NotificationSent if entry.status == "sent" else NotificationFailed
         )
-        outcome = events.build(
+        payload = NotificationPayload(
+            unit=entry.unit,
+            mailbox=entry.mailbox,
+            message_id=entry.message_id,
+            smtp_code=entry.smtp_code,
+            smtp_reply=entry.smtp_reply,
+            attempts=entry.attempts,
+            repeat=repeat,
+        )
+        return self._about(cls, event, payload, entry.unit)
+
+    def _about(
+        self,
+        cls: type[NotificationSent | NotificationFailed | NotificationDeferred],
+        event: SubmissionRouted,
+        payload: NotificationPayload | DeferredPayload,
+        unit: str,
+    ) -> Outgoing:
+        """Return the record of a `notification.*` event about the routed `event` for `unit`."""
+        built = events.build(
             cls,
             submission_id=event.submission_id,
             reference=event.reference,
-            payload=NotificationPayload(
-                unit=entry.unit,
-                mailbox=entry.mailbox,
-                message_id=entry.message_id,
-                smtp_code=entry.smtp_code,
-                smtp_reply=entry.smtp_reply,
-                attempts=entry.attempts,
-                repeat=repeat,
-            ),
-            # The routed event's id is content-aware: the outcome of an edited resubmission's
+            payload=payload,
+            # The routed event's id is content-aware: what follows an edited resubmission's
             # decision is a new event (a repeat, with nothing sent), not a copy of the first.
-            discriminator=f"{event.event_id}:{entry.unit}",
+            discriminator=f"{event.event_id}:{unit}",
             producer=self._producer,
             correlation_id=event.correlation_id,
         )
-        return Outgoing(self._topic, event.submission_id, outcome.model_dump_json().encode())
+        return Outgoing(self._topic, event.submission_id, built.model_dump_json().encode())
