@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import signal
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -47,23 +48,32 @@ def test_colours_follow_no_color_then_force_color_then_the_terminal(
     assert sada_logging.use_colors(environ, tty=tty) is expected
 
 
-def test_console_mode_renders_library_loggers_like_sada_s_own_lines(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("FORCE_COLOR", "1")
+@pytest.fixture
+def rendered() -> Iterator[Callable[[bool], io.StringIO]]:
+    """Configure Sada's logging (JSON or console) into a buffer; restore the root logger after."""
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
-    try:
-        sada_logging.configure("router", level="INFO", json=False)
+
+    def configure(as_json: bool) -> io.StringIO:
+        sada_logging.configure("router", level="INFO", json=as_json)
         stream = io.StringIO()
         root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
-        logging.getLogger("aiokafka.consumer").warning("heartbeat failed for group %s", "g1")
-        logging.getLogger("faststream.sada").error("handler failed")
-        logging.getLogger("faststream").info("Consumer m-1 assigned to partitions: (p0)")
-        lines = stream.getvalue().splitlines()
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
+        return stream
+
+    yield configure
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+
+
+def test_console_mode_renders_library_loggers_like_sada_s_own_lines(
+    monkeypatch: pytest.MonkeyPatch, rendered: Callable[[bool], io.StringIO]
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    stream = rendered(False)
+    logging.getLogger("aiokafka.consumer").warning("heartbeat failed for group %s", "g1")
+    logging.getLogger("faststream.sada").error("handler failed")
+    logging.getLogger("faststream").info("Consumer m-1 assigned to partitions: (p0)")
+    lines = stream.getvalue().splitlines()
     assert len(lines) == 3
     for line in lines:
         assert "\x1b[" in line  # coloured
@@ -75,20 +85,14 @@ def test_console_mode_renders_library_loggers_like_sada_s_own_lines(
     assert "assigned to partitions" in lines[2]
 
 
-def test_json_mode_takes_faststream_s_own_logger_too() -> None:
+def test_json_mode_takes_faststream_s_own_logger_too(
+    rendered: Callable[[bool], io.StringIO],
+) -> None:
     import faststream  # noqa: F401 - importing it installs FastStream's own handler
 
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    try:
-        sada_logging.configure("router", level="INFO", json=True)
-        stream = io.StringIO()
-        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
-        logging.getLogger("faststream").info("Consumer m-1 assigned to partitions: (p0)")
-        lines = stream.getvalue().splitlines()
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
+    stream = rendered(True)
+    logging.getLogger("faststream").info("Consumer m-1 assigned to partitions: (p0)")
+    lines = stream.getvalue().splitlines()
     assert [json.loads(line)["event"] for line in lines] == [
         "Consumer m-1 assigned to partitions: (p0)"
     ]
