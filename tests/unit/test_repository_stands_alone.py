@@ -54,7 +54,7 @@ def test_the_design_and_the_samples_live_in_the_repository() -> None:
 
 def test_the_pattern_catches_the_ways_a_path_escaped_before() -> None:
     assert OUTSIDE.search('SAMPLES = ROOT.parent / "shared" / "samples"')
-    up = ".."  # spelled apart, so `git grep ../shared` finds nothing in the repository either
+    up = ".."  # spelled apart, so a git grep for the escaping path finds nothing here either
     assert OUTSIDE.search(f"built from `{up}/shared/samples`")
     assert OUTSIDE.search('Path("/work/shared/samples/submissions.jsonl")')
     assert not OUTSIDE.search("from shared.kafka import produce_all")
