@@ -60,6 +60,10 @@ class PrivateInfra:
             "SADA_MONGO_PORT": str(self.mongo_port),
             "SADA_SMTP_PORT": str(self.smtp_port),
             "SADA_FERRETDB_LOG_LEVEL": "error",
+            # Plain listeners only: the TLS ones `make test` asks for belong to the shared stack.
+            "SADA_KAFKA_SASL_PORT": "",
+            "SADA_MONGO_TLS_PORT": "",
+            "SADA_SMTP_STARTTLS_PORT": "",
         }
         subprocess.run([INFRA, action, component], env=env, check=True, capture_output=True)
 
