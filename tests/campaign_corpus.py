@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-_EN_WORDS = [
+EN_WORDS = [
     "the",
     "draft",
     "law",
@@ -117,7 +117,7 @@ _EN_WORDS = [
     "family",
     "support",
 ]
-_AR_WORDS = [
+AR_WORDS = [
     "مشروع",
     "النظام",
     "المادة",
@@ -283,14 +283,15 @@ class Item:
     raw: dict[str, Any]
 
 
-def _sentence(rng: random.Random, vocabulary: list[str], n: int) -> str:
+def sentence(rng: random.Random, vocabulary: list[str], n: int) -> str:
+    """Return `n` words drawn from `vocabulary`."""
     return " ".join(rng.choice(vocabulary) for _ in range(n))
 
 
 def _swap_synonyms(rng: random.Random, words: list[str], language: str, share: float) -> None:
     """Swap up to `share` of the words: a listed synonym when there is one, else a near word."""
     count = int(len(words) * share)
-    vocabulary = _EN_WORDS if language == "en" else _AR_WORDS
+    vocabulary = EN_WORDS if language == "en" else AR_WORDS
     for index in rng.sample(range(len(words)), count):
         words[index] = _SYNONYMS[language].get(words[index], rng.choice(vocabulary))
 
@@ -332,7 +333,8 @@ def _punctuate(rng: random.Random, words: list[str], language: str) -> str:
     return "".join(out).strip()
 
 
-def _variant(rng: random.Random, template: str, language: str) -> str:
+def variant(rng: random.Random, template: str, language: str) -> str:
+    """Return a copy of `template` as a campaign member sends it (the variations above)."""
     words = template.split()
     _swap_synonyms(rng, words, language, rng.choice((0.0, 0.03, 0.05, 0.08, 0.1)))
     text = _punctuate(rng, words, language)
@@ -366,20 +368,20 @@ def build(seed: int = 14, *, campaigns_per_project: int = 2, copies: int = 25) -
     items: list[Item] = []
     counter = iter(range(1_000_000))
     for language in ("en", "ar"):
-        vocabulary = _EN_WORDS if language == "en" else _AR_WORDS
+        vocabulary = EN_WORDS if language == "en" else AR_WORDS
         for project in range(3):
             ref = f"{language}-law-{project}"
             article = rng.sample(vocabulary, 40)  # the words people use about one article
             for campaign in range(campaigns_per_project):
                 label = f"{ref}/campaign-{campaign}"
-                opening = _sentence(rng, vocabulary, rng.randint(22, 30))
-                request = f"{_sentence(rng, vocabulary, rng.randint(8, 14))} {_REQUESTS[language]}"
+                opening = sentence(rng, vocabulary, rng.randint(22, 30))
+                request = f"{sentence(rng, vocabulary, rng.randint(8, 14))} {_REQUESTS[language]}"
                 template = f"{opening}\n\n{request}"
                 for _ in range(copies):
-                    body = _variant(rng, template, language)
+                    body = variant(rng, template, language)
                     items.append(Item(label, "campaign", _raw(language, ref, next(counter), body)))
                 for negative in range(3):
-                    own_request = _sentence(rng, vocabulary, rng.randint(25, 40))
+                    own_request = sentence(rng, vocabulary, rng.randint(25, 40))
                     body = f"{opening}\n\n{own_request}"
                     items.append(
                         Item(
@@ -389,7 +391,7 @@ def build(seed: int = 14, *, campaigns_per_project: int = 2, copies: int = 25) -
                         )
                     )
             for organic in range(30):
-                body = _sentence(rng, article, rng.randint(20, 70))
+                body = sentence(rng, article, rng.randint(20, 70))
                 items.append(
                     Item(
                         f"{ref}/organic-{organic}",

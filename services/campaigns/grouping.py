@@ -66,10 +66,12 @@ THRESHOLD: Final = 0.4
 """Least Jaccard similarity of shingles for near-identical; docs/campaigns.md shows why."""
 WINDOW: Final = timedelta(days=7)
 """How long a unit scope (no `legislation_ref`) remembers a text."""
-MAX_INDEXED: Final = 100_000
-"""Most near-identical candidates kept per scope; the oldest go first (bounded memory)."""
-MAX_EXACT: Final = 1_000_000
-"""Most distinct normalised texts kept per scope for the identical test."""
+MAX_INDEXED: Final = 20_000
+"""Most near-identical candidates kept per scope, the oldest forgotten first: about 12 KB
+each (datasketch's in-memory LSH keeps a set per band bucket), so ≤ ~240 MB per scope
+(bench/README.md)."""
+MAX_EXACT: Final = 200_000
+"""Most distinct normalised texts kept per scope for the identical test: ~600 B each."""
 
 _SEPARATORS = re.compile(r"[\W_]+")
 _PERMUTATIONS = MinHash(num_perm=NUM_PERM, seed=1).permutations
@@ -224,6 +226,16 @@ class MemoryStore:
         sizes = self._scope(scope).sizes
         sizes[founder_id] = sizes.get(founder_id, 1) + 1
         return sizes[founder_id]
+
+    def indexed(self, scope: str) -> int:
+        """Return how many near-identical candidates `scope` holds."""
+        found = self._scopes.get(scope)
+        return 0 if found is None else len(found.indexed)
+
+    def distinct(self, scope: str) -> int:
+        """Return how many distinct normalised texts `scope` holds."""
+        found = self._scopes.get(scope)
+        return 0 if found is None else len(found.exact)
 
     def expire(self, scope: str, before: datetime) -> None:
         """Forget texts first seen before `before`; they are kept in the order seen."""
