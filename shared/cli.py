@@ -21,6 +21,7 @@ COMMAND_GROUPS: dict[str, str] = {
     "notify": "services.notifier.cli",
     "audit": "services.archive.cli",
     "deadletter": "shared.deadletter_cli",
+    "campaigns": "services.campaigns.cli",
 }
 
 app = typer.Typer(

@@ -1,0 +1,1 @@
+"""Campaigns: near-identical submissions grouped per consultation (docs/campaigns.md)."""
