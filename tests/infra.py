@@ -13,6 +13,9 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("SADA_RUN_DIR", ROOT / ".run"))
 # The same variables deploy/local/infra.sh reads, so a second stack on other ports can be tested.
@@ -71,3 +74,24 @@ def sink_messages(maildir: Path = MAILDIR) -> list[EmailMessage]:
         assert isinstance(parsed, EmailMessage)
         messages.append(parsed)
     return messages
+
+
+async def create_topics(*names: str) -> None:
+    """Create single-partition topics on the local broker (names from `unique`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 1, 1) for name in names])
+    finally:
+        await admin.close()
+
+
+async def committed(group: str, topic: str) -> int | None:
+    """Return `group`'s committed offset on partition 0 of `topic`, as the broker has it."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA, group_id=group)
+    await consumer.start()
+    try:
+        offset: int | None = await consumer.committed(TopicPartition(topic, 0))
+        return offset
+    finally:
+        await consumer.stop()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pymongo.errors import AutoReconnect
@@ -40,15 +39,6 @@ class Store:
         self.handled.extend(r.value or b"" for r in records)
 
 
-async def _create_topics(*names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.KAFKA)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1) for name in names])
-    finally:
-        await admin.close()
-
-
 async def _read_all(topic: str) -> list[bytes]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=infra.KAFKA, auto_offset_reset="earliest", enable_auto_commit=False
@@ -61,16 +51,6 @@ async def _read_all(topic: str) -> list[bytes]:
             batch = await consumer.getmany(timeout_ms=1000)
             values.extend(r.value or b"" for rs in batch.values() for r in rs)
         return values
-    finally:
-        await consumer.stop()
-
-
-async def _committed(group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.KAFKA, group_id=group)
-    await consumer.start()
-    try:
-        committed: int | None = await consumer.committed(TopicPartition(topic, 0))
-        return committed
     finally:
         await consumer.stop()
 
@@ -92,7 +72,7 @@ def _broker(topic: str, deadletter: str, group: str, store: Store) -> KafkaBroke
 async def test_an_outage_while_isolating_a_poison_record_loses_nothing_on_kafka() -> None:
     topic, deadletter = infra.unique("it-runner"), infra.unique("it-runner-dl")
     group = infra.unique("it-runner-group")
-    await _create_topics(topic, deadletter)
+    await infra.create_topics(topic, deadletter)
     first = [POISON if i == 5 else f"first-{i}".encode() for i in range(10)]
     publisher = make_broker(KafkaSettings(bootstrap_servers=infra.KAFKA), service="runner-test")
     await publisher.start()
@@ -103,11 +83,11 @@ async def test_an_outage_while_isolating_a_poison_record_loses_nothing_on_kafka(
     await broker.start()
     try:
         await infra.wait_until(lambda: store.refusals >= 3)  # isolation met the outage, again
-        assert await _committed(group, topic) is None
+        assert await infra.committed(group, topic) is None
         for i in range(5):  # later batches must not commit past the unhandled records
             await publisher.publish(f"second-{i}".encode(), topic)
         await infra.wait_until(lambda: store.refusals >= 6)
-        assert await _committed(group, topic) is None
+        assert await infra.committed(group, topic) is None
         store.down = False
         await infra.wait_until(lambda: len(store.handled) >= 14)
     finally:
@@ -116,7 +96,7 @@ async def test_an_outage_while_isolating_a_poison_record_loses_nothing_on_kafka(
     expected = [v for v in first if v != POISON] + [f"second-{i}".encode() for i in range(5)]
     assert sorted(store.handled) == sorted(expected)
     assert len(store.handled) == len(expected)  # nothing handled twice either
-    assert await _committed(group, topic) == 15
+    assert await infra.committed(group, topic) == 15
     dead = await _read_all(deadletter)
     assert len(dead) == 1
     assert b'"offset":5' in dead[0]

@@ -16,7 +16,7 @@ from shared.events import SubmissionAccepted
 from shared.settings import KafkaSettings
 from tests import channel_examples as examples
 from tests import infra
-from tests.integration.test_intake_on_kafka import _create_topics, read
+from tests.integration.test_intake_on_kafka import read
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ async def intake() -> AsyncIterator[IntakeSettings]:
         kafka=KafkaSettings(bootstrap_servers=infra.KAFKA, batch_timeout_ms=50, hold_seconds=5),
         api_keys={"istitlaa": ["0" * 64]},
     )
-    await _create_topics(
+    await infra.create_topics(
         settings.submissions_topic, settings.accepted_topic, settings.rejected_topic
     )
     app = build(settings)

@@ -8,8 +8,6 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pymongo.errors import DuplicateKeyError
@@ -18,25 +16,6 @@ from shared.kafka import BatchRunner, Record, batch_subscriber, make_broker
 from shared.mongo import make_client
 from shared.settings import KafkaSettings, MongoSettings
 from tests import infra
-
-
-async def _create_topic(name: str, partitions: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.KAFKA)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
-
-
-async def _committed(group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.KAFKA, group_id=group)
-    await consumer.start()
-    try:
-        committed: int | None = await consumer.committed(TopicPartition(topic, 0))
-        return committed
-    finally:
-        await consumer.stop()
 
 
 def _consuming_broker(topic: str, group: str, seen: list[bytes]) -> KafkaBroker:
@@ -68,7 +47,7 @@ async def test_broker_is_safe_by_default() -> None:
 
 async def test_group_commits_after_handling_and_a_restart_resumes_from_the_commit() -> None:
     topic, group = infra.unique("it-commit"), infra.unique("it-group")
-    await _create_topic(topic)
+    await infra.create_topics(topic)
     seen: list[bytes] = []
     broker = _consuming_broker(topic, group, seen)
     await broker.start()
@@ -76,7 +55,7 @@ async def test_group_commits_after_handling_and_a_restart_resumes_from_the_commi
         await broker.publish(f"first-{i}".encode(), topic)
     await infra.wait_until(lambda: len(seen) == 10)
     await broker.stop()
-    assert await _committed(group, topic) == 10
+    assert await infra.committed(group, topic) == 10
 
     publisher = make_broker(KafkaSettings(bootstrap_servers=infra.KAFKA), service="infra-test")
     await publisher.start()
@@ -92,7 +71,7 @@ async def test_group_commits_after_handling_and_a_restart_resumes_from_the_commi
     await broker.stop()
     assert resumed == [f"second-{i}".encode() for i in range(5)]
     assert seen == [f"first-{i}".encode() for i in range(10)]
-    assert await _committed(group, topic) == 15
+    assert await infra.committed(group, topic) == 15
 
 
 async def test_ferretdb_stores_documents_and_a_unique_index_rejects_a_duplicate() -> None:

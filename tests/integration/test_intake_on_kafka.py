@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from services.intake.apikeys import hash_key
 from services.intake.app import build
@@ -45,15 +44,6 @@ def submission(ref: str, **changes: Any) -> bytes:
     )
 
 
-async def _create_topics(*names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.KAFKA)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1) for name in names])
-    finally:
-        await admin.close()
-
-
 async def read(topic: str, count: int, *, within: float = 30.0) -> list[ConsumerRecord[Any, Any]]:
     """Read exactly `count` records from `topic`, then make sure no more arrive."""
     consumer = AIOKafkaConsumer(
@@ -73,19 +63,9 @@ async def read(topic: str, count: int, *, within: float = 30.0) -> list[Consumer
         await consumer.stop()
 
 
-async def committed(group: str, topic: str) -> int | None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.KAFKA, group_id=group)
-    await consumer.start()
-    try:
-        offset: int | None = await consumer.committed(TopicPartition(topic, 0))
-        return offset
-    finally:
-        await consumer.stop()
-
-
 async def wait_committed(group: str, topic: str, offset: int, within: float = 20.0) -> None:
     async with asyncio.timeout(within):
-        while await committed(group, topic) != offset:  # noqa: ASYNC110 - state is in Kafka
+        while await infra.committed(group, topic) != offset:  # noqa: ASYNC110 - state is in Kafka
             await asyncio.sleep(0.2)
 
 
@@ -100,7 +80,7 @@ async def intake() -> AsyncIterator[Running]:
         api_keys={"istitlaa": [hash_key(KEY)]},
         kafka=KafkaSettings(bootstrap_servers=infra.KAFKA, batch_timeout_ms=50, hold_seconds=5),
     )
-    await _create_topics(
+    await infra.create_topics(
         settings.submissions_topic, settings.accepted_topic, settings.rejected_topic
     )
     app = build(settings)
