@@ -61,8 +61,9 @@ service's OpenAPI document).
 **Every other topic** carries Sada's events: one JSON envelope per record (`event_id`,
 `event_type`, `schema_version`, `submission_id`, `reference`, `occurred_at`, `producer`,
 `correlation_id`, `payload`), keyed by `submission_id` so one submission's events stay in one
-partition and in order, with the header `content-type: application/json`. `event_type` tells
-the payload apart. `event_id` is deterministic: a redelivered event has the same id.
+partition and in order (`{topics.ROUTED}`: by campaign scope, which keeps them together too),
+with the header `content-type: application/json`. `event_type` tells the payload apart.
+`event_id` is deterministic: a redelivered event has the same id.
 
 **Versioning.** Within v1 only additive changes are made: consumers ignore fields they do not
 know. A breaking change gets a new `.v2` topic.
@@ -77,7 +78,12 @@ _CHANNELS: Final[Mapping[str, str]] = {
     topics.REJECTED: "Invalid submissions with every reason found and the raw bytes as "
     "(truncated) text. Written by intake; read by the archive.",
     topics.ROUTED: "The unit each submission goes to, the rule that matched and why. Written "
-    "by the router; read by the notifier and the archive.",
+    "by the router; read by the campaigns service and the archive. Keyed by the campaign "
+    "scope (`legislation:<ref>`, else `unit:<unit>`), not by submission id, so one campaigns "
+    "consumer owns a scope.",
+    topics.GROUPED: "Each routed submission again, with the campaign of near-identical "
+    "submissions it joined, if any (docs/campaigns.md). Written by the campaigns service; read "
+    "by the notifier and the archive.",
     topics.NOTIFICATIONS: "What became of the e-mail to the unit: sent, failed (a permanent "
     "refusal) or deferred (the recipient refuses for now; a later sent or failed follows). "
     "Written by the notifier; read by the archive.",
@@ -242,6 +248,14 @@ def _describe(topic: str, models: tuple[type[events.Envelope], ...] = ()) -> str
     return f"{text} Events: {carried}." if carried else text
 
 
+_SCOPE_KEY: Final = {
+    "type": "string",
+    "description": "The campaign scope (UTF-8): `legislation:<legislation_ref>`, else "
+    "`unit:<unit>`. One scope's submissions share a partition, in order, so one campaigns "
+    "consumer owns a scope; one submission's routed events share it too.",
+}
+
+
 def _complete(document: dict[str, Any], release: str) -> dict[str, Any]:
     """Add what FastStream 0.7 leaves out: servers, security, keys, headers, examples."""
     document["info"] = {"title": TITLE, "version": release, "description": DESCRIPTION}
@@ -259,9 +273,7 @@ def _complete(document: dict[str, Any], release: str) -> dict[str, Any]:
         message["name"] = "RawSubmission" if raw else name.split(":", 1)[0]
         message["contentType"] = "application/json"
         message["headers"] = _CONTENT_TYPE
-        message["bindings"] = {
-            "kafka": {"key": _RAW_KEY if raw else _EVENT_KEY, "bindingVersion": "0.4.0"}
-        }
+        message["bindings"] = {"kafka": {"key": _key(name, raw=raw), "bindingVersion": "0.4.0"}}
         if raw:
             # A raw submission has no correlation id until intake gives it one.
             message.pop("correlationId", None)
@@ -273,6 +285,12 @@ def _complete(document: dict[str, Any], release: str) -> dict[str, Any]:
             }
     # Round-trip: shared parts become copies, so the YAML has no anchors and callers no aliases.
     return cast(dict[str, Any], json.loads(json.dumps(document)))
+
+
+def _key(message: str, *, raw: bool) -> Mapping[str, str]:
+    if raw:
+        return _RAW_KEY
+    return _SCOPE_KEY if message.startswith(f"{topics.ROUTED}:") else _EVENT_KEY
 
 
 @cache

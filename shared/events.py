@@ -97,6 +97,37 @@ class RoutedPayload(Frozen):
     decision: RoutingDecision = Field(description="The decision and its explanation.")
 
 
+class CampaignMembership(Frozen):
+    """A submission joined a campaign of near-identical submissions (docs/campaigns.md)."""
+
+    campaign_id: str = Field(
+        description="UUIDv5 of the scope and the first member's submission id: deterministic."
+    )
+    size: int = Field(description="The campaign's size when this member joined, itself included.")
+    first_reference: str = Field(description="Reference of the campaign's first member.")
+    first_submission_id: str = Field(description="Submission id of the campaign's first member.")
+    similar_to: str = Field(
+        description="Reference of the closest earlier member: an identical copy, or the first."
+    )
+    similarity: float = Field(
+        ge=0, le=1, description="Jaccard similarity of word pairs with `similar_to`; 1 = identical."
+    )
+
+
+class GroupedPayload(RoutedPayload):
+    """A routed submission, and whether it joined a campaign of near-identical ones."""
+
+    scope: str = Field(
+        description="Where it was compared: `legislation:<ref>`, else `unit:<unit>` "
+        "(a rolling window)."
+    )
+    campaign: CampaignMembership | None = Field(
+        default=None,
+        description="The campaign it joined; null when it joined none (yet): a first member "
+        "is told nothing until a second arrives.",
+    )
+
+
 class NotificationPayload(Frozen):
     """The outcome of e-mailing a unit about a routed submission."""
 
@@ -169,6 +200,17 @@ class SubmissionRouted(Envelope):
     payload: RoutedPayload
 
 
+class SubmissionGrouped(Envelope):
+    """`submission.grouped` on `feedback.grouped.v1`: one per routed submission.
+
+    Written by the campaigns service once its decision is durable; the notifier e-mails from
+    it, so an e-mail can say "one of 412 near-identical submissions".
+    """
+
+    event_type: Literal["submission.grouped"] = "submission.grouped"
+    payload: GroupedPayload
+
+
 class NotificationSent(Envelope):
     """`notification.sent` on `feedback.notifications.v1`."""
 
@@ -212,6 +254,7 @@ AnyEvent = Annotated[
     SubmissionAccepted
     | SubmissionRejected
     | SubmissionRouted
+    | SubmissionGrouped
     | NotificationSent
     | NotificationFailed
     | NotificationDeferred

@@ -9,7 +9,8 @@ SUBMISSIONS: Final = "feedback.submissions.v1"
 ACCEPTED: Final = "feedback.accepted.v1"
 REJECTED: Final = "feedback.rejected.v1"
 ROUTED: Final = "feedback.routed.v1"
+GROUPED: Final = "feedback.grouped.v1"
 NOTIFICATIONS: Final = "feedback.notifications.v1"
 DEADLETTER: Final = "feedback.deadletter.v1"
 
-ALL: Final = (SUBMISSIONS, ACCEPTED, REJECTED, ROUTED, NOTIFICATIONS, DEADLETTER)
+ALL: Final = (SUBMISSIONS, ACCEPTED, REJECTED, ROUTED, GROUPED, NOTIFICATIONS, DEADLETTER)

@@ -48,6 +48,7 @@ from datasketch import MinHash, MinHashLSH
 from services.router.rules import normalise
 from shared import ids
 from shared.models import Submission
+from shared.scopes import campaign_scope
 
 CAMPAIGN_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:sada:campaign").bytes
 
@@ -114,9 +115,7 @@ def campaign_id(scope: str, founder_submission_id: str) -> str:
 
 def scope_of(submission: Submission, unit: str) -> str:
     """Return the grouping scope: the draft law when there is one, else the routed unit."""
-    if submission.legislation_ref:
-        return f"legislation:{submission.legislation_ref}"
-    return f"unit:{unit}"
+    return campaign_scope(submission.legislation_ref, unit)
 
 
 @dataclass(frozen=True, slots=True)

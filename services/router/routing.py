@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from services.router.rules import RoutingConfig, decide
 from shared import events
 from shared.kafka import Outgoing, Record
+from shared.scopes import campaign_scope
 
 SERVICE = "router"
 
@@ -85,5 +86,7 @@ def route_records(
         routed = routed_event(accepted, config, producer)
         decision = routed.payload.decision
         tally[decision.unit, decision.rule_id] += 1
-        outgoing.append(Outgoing(topic, routed.submission_id, to_json(routed)))
+        # Keyed by campaign scope so one campaigns consumer owns a scope (docs/campaigns.md).
+        key = campaign_scope(accepted.payload.submission.legislation_ref, decision.unit)
+        outgoing.append(Outgoing(topic, key, to_json(routed)))
     return RoutedBatch(tuple(outgoing), tally)

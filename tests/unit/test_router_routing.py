@@ -40,14 +40,15 @@ def route(*values: bytes) -> routing.RoutedBatch:
     return routing.route_records(records, config=RULES, producer=PRODUCER, topic="routed")
 
 
-def test_each_accepted_sample_becomes_a_routed_event_keyed_by_its_submission() -> None:
+def test_each_accepted_sample_becomes_a_routed_event_keyed_by_its_campaign_scope() -> None:
     subs = samples()
     batch = route(*(accepted(sub).model_dump_json().encode() for sub in subs))
-    assert [item.key for item in batch.outgoing] == [sub.submission_id for sub in subs]
     assert {item.topic for item in batch.outgoing} == {"routed"}
     for line, item in enumerate(batch.outgoing, start=1):
         routed = events.SubmissionRouted.model_validate_json(item.value)
         decision = routed.payload.decision
+        ref = routed.payload.submission.legislation_ref
+        assert item.key == (f"legislation:{ref}" if ref else f"unit:{decision.unit}")
         assert (decision.unit, decision.rule_id) == EXPECTED[line]
         assert routed.payload.submission == subs[line - 1]
 
