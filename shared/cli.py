@@ -13,7 +13,7 @@ import typer
 
 from shared import version
 
-SERVICES = ("intake", "router", "notifier", "archive")
+SERVICES = ("intake", "router", "campaigns", "notifier", "archive")
 # command group name -> module holding its `app: typer.Typer`
 COMMAND_GROUPS: dict[str, str] = {
     "intake": "services.intake.cli",

@@ -82,6 +82,13 @@ def _identity(value: int) -> int:
     return value
 
 
+def new_minhash() -> MinHash:
+    """Return an empty MinHash with the fixed permutations every process shares."""
+    return MinHash(
+        num_perm=NUM_PERM, hashfunc=_identity, permutations=_PERMUTATIONS, scheme="affine32"
+    )
+
+
 def words(submission: Submission) -> list[str]:
     """Return the comparable words of `submission` (subject, body, free-text answers)."""
     parts = [submission.subject or "", submission.body or ""]
@@ -126,6 +133,8 @@ class Member:
     reference: str
     founder_id: str
     """Submission id of the campaign's first member (itself when it founded one)."""
+    founder_reference: str
+    """Reference of the campaign's first member."""
     seen_at: datetime
 
 
@@ -226,6 +235,18 @@ class MemoryStore:
         sizes[founder_id] = sizes.get(founder_id, 1) + 1
         return sizes[founder_id]
 
+    def restore_size(self, scope: str, founder_id: str, size: int) -> None:
+        """Set a campaign's size, as persisted (a service reloading a scope)."""
+        self._scope(scope).sizes[founder_id] = size
+
+    def forget(self, scope: str) -> None:
+        """Drop everything `scope` holds (its persisted state is reloaded instead)."""
+        self._scopes.pop(scope, None)
+
+    def holds(self, scope: str) -> bool:
+        """Return True when `scope` has state here."""
+        return scope in self._scopes
+
     def indexed(self, scope: str) -> int:
         """Return how many near-identical candidates `scope` holds."""
         found = self._scopes.get(scope)
@@ -264,6 +285,10 @@ class Grouping:
     similar_to: str | None
     """Reference of the closest earlier member (an identical copy, or the founding text)."""
     similarity: float | None
+    first_submission_id: str | None = None
+    """Submission id of the campaign's first member."""
+    first_reference: str | None = None
+    """Reference of the campaign's first member."""
 
 
 def group(
@@ -284,12 +309,10 @@ def group(
     digest = hashlib.sha256("".join(text_words).encode()).digest()
     same = store.exact(scope, digest)
     if same is not None:
-        return _joined(scope, store, same.founder_id, same.reference, 1.0)
+        return _joined(scope, store, same, same.reference, 1.0)
     best: tuple[float, Member] | None = None
     index: Indexed | None = None
-    minhash = MinHash(
-        num_perm=NUM_PERM, hashfunc=_identity, permutations=_PERMUTATIONS, scheme="affine32"
-    )
+    minhash = new_minhash()
     if len(text_words) >= MIN_WORDS:
         hashes = shingles(text_words)
         minhash.update_batch(hashes.tolist())
@@ -301,21 +324,40 @@ def group(
                 or (score == best[0] and candidate.member.submission_id < best[1].submission_id)
             ):
                 best = (score, candidate.member)
-        founder = best[1].founder_id if best else submission.submission_id
-        member = Member(submission.submission_id, submission.reference, founder, seen_at)
+        first = best[1] if best else None
+        member = Member(
+            submission.submission_id,
+            submission.reference,
+            first.founder_id if first else submission.submission_id,
+            first.founder_reference if first else submission.reference,
+            seen_at,
+        )
         index = None if best else Indexed(member, hashes)
     else:
         member = Member(
-            submission.submission_id, submission.reference, submission.submission_id, seen_at
+            submission.submission_id,
+            submission.reference,
+            submission.submission_id,
+            submission.reference,
+            seen_at,
         )
     store.remember(scope, digest, member, index, minhash)
     if best is None:
         return Grouping(scope, None, None, None, None)
-    return _joined(scope, store, best[1].founder_id, best[1].reference, round(best[0], 4))
+    return _joined(scope, store, best[1], best[1].reference, round(best[0], 4))
 
 
 def _joined(
-    scope: str, store: SignatureStore, founder_id: str, similar_to: str, similarity: float
+    scope: str, store: SignatureStore, closest: Member, similar_to: str, similarity: float
 ) -> Grouping:
-    size = store.join(scope, founder_id)
-    return Grouping(scope, campaign_id(scope, founder_id), size, similar_to, similarity)
+    founder = closest.founder_id
+    size = store.join(scope, founder)
+    return Grouping(
+        scope,
+        campaign_id(scope, founder),
+        size,
+        similar_to,
+        similarity,
+        founder,
+        closest.founder_reference,
+    )
