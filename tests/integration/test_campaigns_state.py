@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,20 +39,26 @@ def expected(routed: list[events.SubmissionRouted]) -> dict[str, Grouping]:
     return campaign_support.expected(routed)
 
 
+@dataclass(frozen=True)
+class Database:
+    """A scratch database of the real FerretDB."""
+
+    client: AsyncMongoClient[Document]
+    name: str
+
+    def state(self) -> MongoCampaignState:
+        return MongoCampaignState(self.client, self.name)
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[AsyncMongoClient[Document]]:
+async def db() -> AsyncIterator[Database]:
     client = make_client(MongoSettings(uri=infra.MONGO_URI), app_name="it-campaigns")
-    database = infra.unique("it_campaigns")
-    client.sada_database = database  # type: ignore[attr-defined]
+    database = Database(client, infra.unique("it_campaigns"))
     try:
-        yield client
+        yield database
     finally:
-        await client.drop_database(database)
+        await client.drop_database(database.name)
         await client.close()
-
-
-def state(client: AsyncMongoClient[Document]) -> MongoCampaignState:
-    return MongoCampaignState(client, client.sada_database)  # type: ignore[attr-defined]
 
 
 def campaigns(store: Any) -> Campaigns:
@@ -99,13 +106,13 @@ def assert_as_one_process(
 
 
 async def test_two_consumers_taking_turns_decide_as_one_process_would(
-    client: AsyncMongoClient[Document],
+    db: Database,
     routed: list[events.SubmissionRouted],
     expected: dict[str, Grouping],
 ) -> None:
     # Each batch goes to the other consumer: every scope changes hands again and again, as in
     # a rebalance storm; each must rebuild the scope from the database, never from its memory.
-    first, second = campaigns(state(client)), campaigns(state(client))
+    first, second = campaigns(db.state()), campaigns(db.state())
     published: dict[str, events.SubmissionGrouped] = {}
     for n, batch in enumerate(batches(routed)):
         published |= decided(await (first if n % 2 == 0 else second).decide(batch))
@@ -113,35 +120,35 @@ async def test_two_consumers_taking_turns_decide_as_one_process_would(
 
 
 async def test_a_restart_mid_stream_forgets_nothing(
-    client: AsyncMongoClient[Document],
+    db: Database,
     routed: list[events.SubmissionRouted],
     expected: dict[str, Grouping],
 ) -> None:
     published: dict[str, events.SubmissionGrouped] = {}
     all_batches = batches(routed)
     half = len(all_batches) // 2
-    before = campaigns(state(client))
+    before = campaigns(db.state())
     for batch in all_batches[:half]:
         published |= decided(await before.decide(batch))
-    after = campaigns(state(client))  # a new process: empty memory
+    after = campaigns(db.state())  # a new process: empty memory
     for batch in all_batches[half:]:
         published |= decided(await after.decide(batch))
     assert_as_one_process(published, routed, expected)
 
 
 async def test_a_redelivered_batch_is_published_again_unchanged_and_counted_once(
-    client: AsyncMongoClient[Document],
+    db: Database,
     routed: list[events.SubmissionRouted],
     expected: dict[str, Grouping],
 ) -> None:
     published: dict[str, events.SubmissionGrouped] = {}
     all_batches = batches(routed)
-    service = campaigns(state(client))
+    service = campaigns(db.state())
     for n, batch in enumerate(all_batches):
         first = await service.decide(batch)
         published |= decided(first)
         if n in (3, 9):  # the commit was lost: the same records come again, to a new process
-            service = campaigns(state(client))
+            service = campaigns(db.state())
             again = await service.decide(batch)
             assert decided(again).keys() == decided(first).keys()
             for sid, event in decided(again).items():
@@ -163,16 +170,16 @@ class _FailsBeforeAdvancing(MongoCampaignState):
 
 
 async def test_a_batch_that_failed_half_way_is_redone_as_if_it_never_ran(
-    client: AsyncMongoClient[Document],
+    db: Database,
     routed: list[events.SubmissionRouted],
     expected: dict[str, Grouping],
 ) -> None:
     published: dict[str, events.SubmissionGrouped] = {}
     all_batches = batches(routed)
-    good = campaigns(state(client))
+    good = campaigns(db.state())
     for batch in all_batches[:6]:
         published |= decided(await good.decide(batch))
-    flaky = _FailsBeforeAdvancing(client, client.sada_database)  # type: ignore[attr-defined]
+    flaky = _FailsBeforeAdvancing(db.client, db.name)
     service = campaigns(flaky)
     with pytest.raises(ConnectionError):
         await service.decide(all_batches[6])
@@ -183,9 +190,9 @@ async def test_a_batch_that_failed_half_way_is_redone_as_if_it_never_ran(
 
 
 async def test_a_consumer_deciding_from_a_stale_position_is_fenced_off(
-    client: AsyncMongoClient[Document],
+    db: Database,
 ) -> None:
-    store = state(client)
+    store = db.state()
     now = datetime.now(UTC)
     first = ScopeChanges("legislation:x", Position(), sizes={"a": (2, 1, now)})
     first.decisions.append(Decided("e1", 1, 0, 10, Grouping("legislation:x", *[None] * 4)))
