@@ -41,7 +41,7 @@ from shared import events
 from shared.kafka import Outgoing, Record
 
 SERVICE = "campaigns"
-MAX_SCOPES = 64
+MAX_SCOPES = 16
 """Scopes held in memory at once, the least recently used forgotten first (and reloaded)."""
 EXPIRE_EVERY = timedelta(hours=1)
 """How often a unit scope's texts that left the window are deleted from MongoDB."""

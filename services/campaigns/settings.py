@@ -35,8 +35,9 @@ class CampaignsSettings(ServiceSettings):
         "a text, in days of `submitted_at`.",
     )
     campaign_scopes_held: int = Field(
-        default=64,
+        default=16,
         ge=1,
-        description="Scopes held in memory at once (each at most ~360 MB, docs/campaigns.md); "
-        "the least recently used is reloaded from MongoDB when next needed.",
+        description="Scopes held in memory at once, the least recently used reloaded from "
+        "MongoDB when next needed. A scope at its caps takes ~360 MB, most far less "
+        "(docs/campaigns.md, 'Bounded memory').",
     )
