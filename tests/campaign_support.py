@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka import ConsumerRecord
 
 from services.campaigns.grouping import Grouping, MemoryStore, group
 from services.intake.validation import Rejected, validate
@@ -15,7 +14,7 @@ from shared import events
 from shared.directory import load_channels
 from shared.kafka import Record
 from shared.scopes import campaign_scope
-from tests import campaign_corpus
+from tests import archive_samples, campaign_corpus
 from tests.router_support import accepted
 
 ROUTER = events.Producer(service="router", version="test")
@@ -56,19 +55,7 @@ def expected(routed: list[events.SubmissionRouted]) -> dict[str, Grouping]:
 def record(event: events.SubmissionRouted | bytes, partition: int, offset: int) -> Record:
     """Return `event` as the consumer record at `partition`/`offset` of the routed topic."""
     value = event if isinstance(event, bytes) else event.model_dump_json().encode()
-    return ConsumerRecord(
-        topic="routed",
-        partition=partition,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=(),
-    )
+    return archive_samples.record("routed", value, partition=partition, offset=offset)
 
 
 def partitioned(
