@@ -100,6 +100,23 @@ async def test_an_arabic_submission_arrives_right_to_left_and_an_english_one_lef
     assert mails[english.reference]["X-Sada-Sink-Envelope-To"] == "voc@moj.gov.sa"
 
 
+async def test_a_campaign_member_arrives_with_its_campaign_line_and_header(
+    running: Running,
+) -> None:
+    first = {**support.ARABIC_SAMPLE, "channel_ref": infra.unique("it-first")}
+    campaign = support.campaign_of(first, size=7, similarity=0.9)
+    raw = {**support.ARABIC_SAMPLE, "channel_ref": infra.unique("it-ref")}
+    event = support.grouped(raw, campaign=campaign)
+    await publish(running.broker, running.settings.grouped_topic, [event])
+    (mail,) = await running.wait_for_mail(event)
+    assert mail["X-Sada-Campaign"] == campaign.campaign_id
+    parts = _parts(mail)
+    assert "واحدة من 7 مشاركات متطابقة أو شبه متطابقة (حملة)" in parts["text/plain"]
+    assert "One of 7 near-identical submissions (campaign)" in parts["text/plain"]
+    assert '<p lang="ar" dir="rtl"' in parts["text/html"]
+    assert "similarity 90%" in parts["text/html"]
+
+
 async def test_a_crlf_subject_and_a_script_body_arrive_neutralised(running: Running) -> None:
     event = running.event(
         support.ENGLISH_SAMPLE,
