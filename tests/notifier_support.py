@@ -1,8 +1,9 @@
-"""Routed events for the notifier's tests and docs, built without the intake and router services.
+"""Grouped events for the notifier's tests and docs, built without intake, router or campaigns.
 
-The notifier's contract is the `submission.routed` event; building it here (with the shared id
-functions and a small stand-in for the default routing table) keeps its tests independent of
-the other services, and makes the e-mails in docs/ reproducible.
+The notifier's contract is the `submission.grouped` event: a `submission.routed` one with the
+campaign it joined. Building both here (with the shared id functions, a small stand-in for the
+default routing table and a wrapper standing in for the campaigns service) keeps its tests
+independent of the other services, and makes the e-mails in docs/ reproducible.
 
 Regenerate the checked-in e-mails with `.venv/bin/python -m tests.notifier_support docs`.
 """
@@ -10,6 +11,7 @@ Regenerate the checked-in e-mails with `.venv/bin/python -m tests.notifier_suppo
 from __future__ import annotations
 
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +21,25 @@ import orjson
 from services.notifier.messages import Composer
 from shared import events, ids
 from shared.directory import load_channels, load_units
-from shared.events import Match, RoutedPayload, RoutingDecision, SubmissionRouted
+from shared.events import (
+    CampaignMembership,
+    GroupedPayload,
+    Match,
+    RoutedPayload,
+    RoutingDecision,
+    SubmissionGrouped,
+    SubmissionRouted,
+)
 from shared.models import Submission
+from shared.scopes import campaign_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 RULES_VERSION = "9f2c4e1a7b3d5f60a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8"
 PRODUCER = events.Producer(service="router", version="test")
+CAMPAIGNS = events.Producer(service="campaigns", version="test")
 ARCHIVE_URL = "http://127.0.0.1:8004/v1/submissions/"
+CAMPAIGN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:sada:campaign").bytes
 
 # Two submissions from the shared samples, embedded so the docs never depend on that file.
 ARABIC_SAMPLE: dict[str, Any] = {
@@ -154,6 +167,67 @@ def routed(
     return event.model_copy(update={"occurred_at": moment})
 
 
+def as_grouped(
+    event: SubmissionRouted, campaign: CampaignMembership | None = None
+) -> SubmissionGrouped:
+    """Return `event` grouped as the campaigns service publishes it, joined to `campaign`.
+
+    A stand-in for that service (test-only): its id derives from the routed event's id, so a
+    redelivered or replayed routed event is grouped with the same id; decided 20 ms later.
+    """
+    payload = event.payload
+    grouped_event = events.build(
+        SubmissionGrouped,
+        submission_id=event.submission_id,
+        reference=event.reference,
+        payload=GroupedPayload(
+            submission=payload.submission,
+            decision=payload.decision,
+            scope=campaign_scope(payload.submission.legislation_ref, payload.decision.unit),
+            campaign=campaign,
+        ),
+        discriminator=event.event_id,
+        producer=CAMPAIGNS,
+        correlation_id=event.correlation_id,
+    )
+    return grouped_event.model_copy(
+        update={"occurred_at": event.occurred_at + timedelta(milliseconds=20)}
+    )
+
+
+def grouped(
+    raw: dict[str, Any] | Submission,
+    decision: RoutingDecision | None = None,
+    *,
+    campaign: CampaignMembership | None = None,
+    occurred_at: datetime | None = None,
+) -> SubmissionGrouped:
+    """Return the `submission.grouped` event for `raw`: routed, then joined to `campaign`."""
+    return as_grouped(routed(raw, decision, occurred_at=occurred_at), campaign)
+
+
+def campaign_of(
+    first: dict[str, Any],
+    *,
+    size: int = 412,
+    similar_to: dict[str, Any] | None = None,
+    similarity: float = 0.8731,
+) -> CampaignMembership:
+    """Return a membership of the campaign that `first` (a raw submission) founded."""
+    founder = submission(first)
+    closest = submission(similar_to) if similar_to is not None else founder
+    scope = campaign_scope(founder.legislation_ref, decide(founder).unit)
+    return CampaignMembership(
+        # As docs/campaigns.md defines it: the UUIDv5 of the scope and the founder's id.
+        campaign_id=ids.uuid5(CAMPAIGN_NAMESPACE, f"{scope}\x1f{founder.submission_id}"),
+        size=size,
+        first_reference=founder.reference,
+        first_submission_id=founder.submission_id,
+        similar_to=closest.reference,
+        similarity=similarity,
+    )
+
+
 def composer(**overrides: Any) -> Composer:
     """Return a composer over the real directory files."""
     settings: dict[str, Any] = {
@@ -169,9 +243,14 @@ def composer(**overrides: Any) -> Composer:
 def doc_emails() -> dict[Path, str]:
     """Return the checked-in example e-mails by path, rendered from the two samples."""
     compose = composer().compose
+    member = {**ARABIC_SAMPLE, "channel_ref": "IST-2026-88412"}
+    first = {**ARABIC_SAMPLE, "channel_ref": "IST-2026-88001"}
+    closest = {**ARABIC_SAMPLE, "channel_ref": "IST-2026-88007"}
+    campaign = campaign_of(first, size=412, similar_to=closest, similarity=0.8731)
     return {
-        DOCS / "email-ar.html": compose(routed(ARABIC_SAMPLE)).html,
-        DOCS / "email-en.html": compose(routed(ENGLISH_SAMPLE)).html,
+        DOCS / "email-ar.html": compose(grouped(ARABIC_SAMPLE)).html,
+        DOCS / "email-en.html": compose(grouped(ENGLISH_SAMPLE)).html,
+        DOCS / "email-ar-campaign.html": compose(grouped(member, campaign=campaign)).html,
     }
 
 

@@ -99,7 +99,10 @@ def build(
     )
     handlers.register(broker, settings, notifier, runner)
     lag = lag_monitor(
-        settings.kafka, service=SERVICE, group_id=settings.group_id, topics=(settings.routed_topic,)
+        settings.kafka,
+        service=SERVICE,
+        group_id=settings.group_id,
+        topics=(settings.grouped_topic,),
     )
     app = create_app(
         service=SERVICE,

@@ -14,12 +14,12 @@ import typer
 from pydantic import ValidationError
 
 from services.notifier.app import composer_for
-from services.notifier.messages import Email
+from services.notifier.messages import Email, without_campaign
 from services.notifier.settings import NotifierSettings
 from shared import events, version
 from shared.cli_io import fail, read_input
 from shared.config import ConfigError
-from shared.events import RoutedPayload, SubmissionRouted
+from shared.events import RoutedPayload, SubmissionGrouped, SubmissionRouted
 
 app = typer.Typer(
     help="Notifications: preview the e-mail a unit receives.",
@@ -36,6 +36,7 @@ SHOWN_HEADERS = (
     "X-Sada-Reference",
     "X-Sada-Rule",
     "X-Sada-Unit",
+    "X-Sada-Campaign",
 )
 
 
@@ -46,22 +47,31 @@ def _write(path: Path, data: bytes) -> None:
         fail(f"cannot write {path}: {exc.strerror or exc}", 2)
 
 
-def routed_from(raw: bytes, rules: Path | None) -> SubmissionRouted:
-    """Return the routed event in `raw`, routing a submission or accepted event on the way.
+EVENTS: dict[str, type[SubmissionGrouped | SubmissionRouted]] = {
+    "submission.grouped": SubmissionGrouped,
+    "submission.routed": SubmissionRouted,
+}
 
-    A routed event is used as it is (its decision stands); anything else is read as the router
-    reads it (a raw one is validated as intake does) and routed with the rule file in force.
+
+def grouped_from(raw: bytes, rules: Path | None) -> SubmissionGrouped:
+    """Return the event the notifier would consume for `raw`, routing it first if need be.
+
+    A grouped event is used as it is (its decision and campaign stand); a routed event as one
+    that joined no campaign; anything else is read as the router reads it (a raw one is
+    validated as intake does), routed with the rule file in force, and joins no campaign.
     """
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         data = None
-    if isinstance(data, dict) and data.get("event_type") == "submission.routed":
+    event_type = data.get("event_type") if isinstance(data, dict) else None
+    if isinstance(event_type, str) and event_type in EVENTS:
         try:
-            return SubmissionRouted.model_validate(data)
+            event = EVENTS[event_type].model_validate(data)
         except ValidationError as exc:
             fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
-            fail(f"not a valid submission.routed event: {fields}", 1)
+            fail(f"not a valid {event_type} event: {fields}", 1)
+        return event if isinstance(event, SubmissionGrouped) else without_campaign(event)
     # The router owns routing; its CLI reads every other input form the same way we must.
     from services.router import config as rules_config
     from services.router.cli import Rejection, submission_from
@@ -76,7 +86,7 @@ def routed_from(raw: bytes, rules: Path | None) -> SubmissionRouted:
     if isinstance(submission, Rejection):
         typer.echo(orjson.dumps(submission.as_json(), option=orjson.OPT_INDENT_2).decode())
         raise typer.Exit(1)
-    return events.build(
+    routed = events.build(
         SubmissionRouted,
         submission_id=submission.submission_id,
         reference=submission.reference,
@@ -84,6 +94,7 @@ def routed_from(raw: bytes, rules: Path | None) -> SubmissionRouted:
         discriminator="",
         producer=events.Producer(service="notifier-preview", version=version.current()),
     )
+    return without_campaign(routed)
 
 
 def as_text(email: Email) -> str:
@@ -96,7 +107,8 @@ def as_text(email: Email) -> str:
 @app.command()
 def preview(
     file: Annotated[
-        str, typer.Argument(help="Routed event, accepted event or submission JSON; - for stdin.")
+        str,
+        typer.Argument(help="Grouped, routed or accepted event, or submission JSON; - for stdin."),
     ],
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the HTML part here.", dir_okay=False)
@@ -120,7 +132,7 @@ def preview(
         composer = composer_for(settings)
     except (ConfigError, ValidationError) as exc:
         fail(f"invalid configuration: {exc}", 1)
-    email = composer.compose(routed_from(read_input(file), rules))
+    email = composer.compose(grouped_from(read_input(file), rules))
     typer.echo(as_text(email), nl=False)
     if html is not None:
         _write(html, email.html.encode())

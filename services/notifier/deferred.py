@@ -2,14 +2,14 @@
 
 A 4xx to RCPT TO (mailbox full, busy, greylisted) concerns one mailbox; holding the partition
 for it would stall every other unit's e-mails behind it. Such a notification is *parked* in the
-notifier's own MongoDB collection `deferred` (`_id` = its ledger key) and the routed event's
+notifier's own MongoDB collection `deferred` (`_id` = its ledger key) and the grouped event's
 offset is committed; a background task of every notifier retries the due ones on a doubling
 schedule (`services/notifier/retrier.py`).
 
 Why a collection and not a retry topic: a retry is due at a time, and a topic can only be read
 in order, so a consumer of it would sleep on its head item (holding a partition again) or
 republish it every turn; a collection is read by due time, survives restarts, and is small
-(a document lives only while its notification is pending). It holds the routed event, which
+(a document lives only while its notification is pending). It holds the consumed event, which
 carries personal data, only for that long: the document is deleted once the e-mail is out.
 
 Two notifiers never attempt the same item at once: an attempt is taken by inserting a lease
@@ -28,9 +28,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.notifier.messages import without_campaign
+from shared.events import SubmissionGrouped, SubmissionRouted
 from shared.mongo import Document, insert_unordered
 
 COLLECTION = "deferred"
@@ -39,14 +42,17 @@ LEASES = "deferred_leases"
 
 @dataclass(frozen=True, slots=True)
 class DeferredItem:
-    """A parked notification: the routed event to e-mail again and where its schedule stands."""
+    """A parked notification: the consumed event to e-mail again and where its schedule stands."""
 
     key: str
     submission_id: str
     reference: str
     unit: str
-    routed: str
-    """The `submission.routed` event as JSON: what the e-mail is composed from."""
+    event: str
+    """The consumed `submission.grouped` event as JSON: what the e-mail is composed from.
+
+    Stored as `event`; an item parked while the notifier consumed routed events holds a
+    `submission.routed` under `routed` (`from_document`, `consumed_event`)."""
     first_refused_at: datetime
     next_attempt_at: datetime
     attempts: int
@@ -111,9 +117,24 @@ def to_document(item: DeferredItem) -> Document:
 
 
 def from_document(document: Document) -> DeferredItem:
-    """Return the item stored in `document`."""
+    """Return the item stored in `document` (one parked before the switch to grouped events too)."""
     fields: dict[str, Any] = {k: v for k, v in document.items() if k != "_id"}
+    if "routed" in fields:
+        fields["event"] = fields.pop("routed")
     return DeferredItem(key=str(document["_id"]), **fields)
+
+
+def consumed_event(item: DeferredItem) -> SubmissionGrouped:
+    """Return the event `item` e-mails about, or raise when its JSON is not one.
+
+    An item parked before the notifier consumed `submission.grouped` holds the routed event:
+    it is read as one that joined no campaign, keeping the routed event's id, from which the
+    old notifier derived its outcome events' ids, so its outcome keeps the id it would have had.
+    """
+    data = orjson.loads(item.event)
+    if isinstance(data, dict) and data.get("event_type") == "submission.routed":
+        return without_campaign(SubmissionRouted.model_validate(data))
+    return SubmissionGrouped.model_validate(data)
 
 
 class MongoDeferredQueue:

@@ -1,4 +1,7 @@
-"""Notifying a batch of routed submissions: ledger first, then SMTP, then the outcome events.
+"""Notifying a batch of grouped submissions: ledger first, then SMTP, then the outcome events.
+
+The notifier consumes `submission.grouped` (a routed submission with the campaign of
+near-identical submissions it joined, if any), so the e-mail can say it is one of many.
 
 For each batch: parse every event (a malformed one raises, and the batch runner dead-letters
 it), claim the whole batch in the ledger in one write (reading back only the outcomes of keys
@@ -6,7 +9,7 @@ claimed before), send the e-mails that have no outcome yet, several at a time ov
 pool of connections, record the outcomes in bulk right after the server answered, and return
 the `notification.*` events, in the batch's order, for the caller to produce before the commit.
 
-Exactly once as the unit sees it: a routed event whose e-mail is in the ledger is answered with
+Exactly once as the unit sees it: a grouped event whose e-mail is in the ledger is answered with
 its recorded outcome (`repeat=true`) and no e-mail. The one window for a second e-mail is a crash
 between the server's acceptance and the ledger write; that repeat carries the same Message-ID,
 so the unit's mail system can recognise it (docs/notifier.md).
@@ -37,7 +40,7 @@ from shared.events import (
     NotificationFailed,
     NotificationPayload,
     NotificationSent,
-    SubmissionRouted,
+    SubmissionGrouped,
 )
 from shared.kafka import Outgoing, Record
 from shared.logging import get_logger
@@ -48,9 +51,9 @@ log = get_logger(__name__)
 MAX_TRACKED_ATTEMPTS = 10_000
 
 
-def parse(record: Record) -> SubmissionRouted:
-    """Return the routed event in `record`, or raise (the runner dead-letters the record)."""
-    return SubmissionRouted.model_validate_json(record.value or b"")
+def parse(record: Record) -> SubmissionGrouped:
+    """Return the grouped event in `record`, or raise (the runner dead-letters the record)."""
+    return SubmissionGrouped.model_validate_json(record.value or b"")
 
 
 def retry_kind(exc: BaseException) -> str:
@@ -79,7 +82,7 @@ class Schedule:
 
 
 class Notifier:
-    """Turns routed events into at most one e-mail each, and reports every outcome."""
+    """Turns grouped events into at most one e-mail each, and reports every outcome."""
 
     def __init__(
         self,
@@ -111,21 +114,21 @@ class Notifier:
         self._failures: dict[str, int] = {}
 
     async def notify(self, records: Sequence[Record]) -> list[Outgoing]:
-        """Notify each routed event in `records`; return the outcome events to produce."""
-        routed = [parse(record) for record in records]
-        keys = [notification_key(r.submission_id, r.payload.decision.unit) for r in routed]
+        """Notify each grouped event in `records`; return the outcome events to produce."""
+        grouped = [parse(record) for record in records]
+        keys = [notification_key(g.submission_id, g.payload.decision.unit) for g in grouped]
         distinct = list(dict.fromkeys(keys))
         # Parked before the ledger is read: the retrier records an outcome before it unparks,
         # so a key is always found in one or the other (docs/notifier.md).
         parked = await self._queue.parked(distinct)
         known = await self._ledger.claim(distinct)
-        fresh: dict[str, SubmissionRouted] = {}
-        for event, key in zip(routed, keys, strict=True):
+        fresh: dict[str, SubmissionGrouped] = {}
+        for event, key in zip(grouped, keys, strict=True):
             if key not in known and key not in parked:
                 fresh.setdefault(key, event)  # the same event twice in one batch: one e-mail
         sent = await self._send_all(fresh)
         outgoing: list[Outgoing] = []
-        for event, key in zip(routed, keys, strict=True):
+        for event, key in zip(grouped, keys, strict=True):
             entry = known.get(key)
             repeat = entry is not None
             if entry is None:
@@ -140,7 +143,7 @@ class Notifier:
             outgoing.append(self._outcome(event, entry, repeat=repeat))
         return outgoing
 
-    async def _send_all(self, fresh: dict[str, SubmissionRouted]) -> dict[str, LedgerEntry | None]:
+    async def _send_all(self, fresh: dict[str, SubmissionGrouped]) -> dict[str, LedgerEntry | None]:
         """Send every e-mail of `fresh` over `parallel` workers; return the outcomes by key.
 
         None as an outcome: the recipient refused for now, and the notification is parked.
@@ -186,7 +189,7 @@ class Notifier:
         return done
 
     async def _send(
-        self, event: SubmissionRouted, key: str, *, attempts: int | None = None
+        self, event: SubmissionGrouped, key: str, *, attempts: int | None = None
     ) -> LedgerEntry | DeferredError:
         """Send the e-mail of `event`; return its ledger entry, or the refusal for now.
 
@@ -243,7 +246,7 @@ class Notifier:
             recorded_at=datetime.now(UTC),
         )
 
-    async def _park(self, event: SubmissionRouted, key: str, refusal: DeferredError) -> None:
+    async def _park(self, event: SubmissionGrouped, key: str, refusal: DeferredError) -> None:
         """Hand the notification to the retrier: stored before the batch may commit."""
         now = datetime.now(UTC)
         attempts = self._failures.pop(key, 0) + 1
@@ -256,7 +259,7 @@ class Notifier:
                 submission_id=event.submission_id,
                 reference=event.reference,
                 unit=event.payload.decision.unit,
-                routed=event.model_dump_json(),
+                event=event.model_dump_json(),
                 first_refused_at=now,
                 next_attempt_at=now + first_wait,
                 attempts=attempts,
@@ -268,13 +271,13 @@ class Notifier:
         metrics.EMAILS.labels(event.payload.decision.unit, "parked").inc()
 
     async def send(
-        self, event: SubmissionRouted, key: str, *, attempts: int
+        self, event: SubmissionGrouped, key: str, *, attempts: int
     ) -> LedgerEntry | DeferredError:
         """Send one parked notification again (the retrier's way in); see `_send`."""
         return await self._send(event, key, attempts=attempts)
 
     def entry_for_refusal(
-        self, event: SubmissionRouted, key: str, refusal: DeferredError, *, attempts: int
+        self, event: SubmissionGrouped, key: str, refusal: DeferredError, *, attempts: int
     ) -> LedgerEntry:
         """Return the `failed` ledger entry of a notification refused for too long."""
         decision = event.payload.decision
@@ -328,11 +331,11 @@ class Notifier:
             log.info("waiting for ledger writes before stopping", writes=len(pending))
             await asyncio.wait(pending, timeout=seconds)
 
-    def outcome(self, event: SubmissionRouted, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
+    def outcome(self, event: SubmissionGrouped, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
         """Return the `notification.sent`/`.failed` record for `entry`."""
         return self._outcome(event, entry, repeat=repeat)
 
-    def deferred(self, event: SubmissionRouted, item: DeferredItem) -> Outgoing:
+    def deferred(self, event: SubmissionGrouped, item: DeferredItem) -> Outgoing:
         """Return the `notification.deferred` record of the parked `item`."""
         decision = event.payload.decision
         payload = DeferredPayload(
@@ -350,7 +353,7 @@ class Notifier:
         )
         return self._about(NotificationDeferred, event, payload, decision.unit)
 
-    def _outcome(self, event: SubmissionRouted, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
+    def _outcome(self, event: SubmissionGrouped, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
         cls: type[NotificationSent | NotificationFailed] = (
             NotificationSent if entry.status == "sent" else NotificationFailed
         )
@@ -368,18 +371,19 @@ class Notifier:
     def _about(
         self,
         cls: type[NotificationSent | NotificationFailed | NotificationDeferred],
-        event: SubmissionRouted,
+        event: SubmissionGrouped,
         payload: NotificationPayload | DeferredPayload,
         unit: str,
     ) -> Outgoing:
-        """Return the record of a `notification.*` event about the routed `event` for `unit`."""
+        """Return the record of a `notification.*` event about the grouped `event` for `unit`."""
         built = events.build(
             cls,
             submission_id=event.submission_id,
             reference=event.reference,
             payload=payload,
-            # The routed event's id is content-aware: what follows an edited resubmission's
-            # decision is a new event (a repeat, with nothing sent), not a copy of the first.
+            # The grouped event's id derives from the routed one's, which is content-aware:
+            # what follows an edited resubmission's decision is a new event (a repeat, with
+            # nothing sent), not a copy of the first.
             discriminator=f"{event.event_id}:{unit}",
             producer=self._producer,
             correlation_id=event.correlation_id,

@@ -1,4 +1,4 @@
-"""The notifier's Kafka subscriber: a routed batch in, e-mails out, outcomes published."""
+"""The notifier's Kafka subscriber: a grouped batch in, e-mails out, outcomes published."""
 
 from __future__ import annotations
 
@@ -16,18 +16,19 @@ from shared.kafka import BatchRunner, Record, batch_subscriber, produce_all
 def register(
     broker: KafkaBroker, settings: NotifierSettings, notifier: Notifier, runner: BatchRunner
 ) -> None:
-    """Subscribe the notifier to the routed topic."""
+    """Subscribe the notifier to the grouped topic (routed submissions with their campaign)."""
 
     async def work(records: Sequence[Record]) -> None:
         await produce_all(broker, await notifier.notify(records))
 
     @batch_subscriber(
         broker,
-        settings.routed_topic,
+        settings.grouped_topic,
         group_id=settings.group_id,
         settings=settings.kafka,
-        description="E-mails each routed submission to its unit; publishes the outcome.",
+        description="E-mails each routed submission to its unit, saying when it is part of a "
+        "campaign; publishes the outcome.",
     )
-    async def on_routed(_bodies: list[bytes], msg: KafkaMessage) -> None:
+    async def on_grouped(_bodies: list[bytes], msg: KafkaMessage) -> None:
         with structlog.contextvars.bound_contextvars(batch_size=len(_bodies)):
             await runner.run(msg, work)

@@ -6,6 +6,10 @@ English text, each with its own `lang`/`dir`; the layout is right-to-left for an
 submission; and everything the submitter typed is isolated (`<bdi>` in HTML, U+2068/U+2069 in
 text) so a reference number, an address or a Latin name keeps its order inside Arabic.
 
+A submission that joined a campaign of near-identical ones (`payload.campaign` of the
+`submission.grouped` event) gets a bilingual line saying so at the top of both parts, and an
+`X-Sada-Campaign` header for mailbox rules; one that joined none gets neither.
+
 A unit configured with `personal_data: false` receives the reference, the metadata and a link to
 the archive, and none of the submitter's words or contact details.
 
@@ -35,8 +39,9 @@ from markupsafe import Markup
 
 from services.notifier import mime
 from shared.directory import Channel, Unit
-from shared.events import SubmissionRouted
+from shared.events import CampaignMembership, SubmissionGrouped, SubmissionRouted
 from shared.models import Answer, Kind, Submitter
+from shared.scopes import campaign_scope
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 RIYADH: Final = ZoneInfo("Asia/Riyadh")
@@ -94,6 +99,19 @@ class AttachmentView:
 
 
 @dataclass(frozen=True, slots=True)
+class CampaignView:
+    """The campaign a submission joined, as the e-mail's notice line shows it."""
+
+    campaign_id: str
+    size: int
+    first_reference: str
+    similar_to: str
+    percent: int
+    members_ar: str
+    """"N near-identical submissions" in Arabic, the noun agreeing with N (`arabic_members`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class EmailView:
     """Everything the templates may show. Personal fields are empty when the unit takes none."""
 
@@ -126,6 +144,7 @@ class EmailView:
     answers: tuple[Answer, ...]
     attachments: tuple[AttachmentView, ...]
     submitter: Submitter | None
+    campaign: CampaignView | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +257,64 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def similarity_percent(similarity: float) -> int:
+    """Return a similarity (0–1) as a whole percentage; 100 only for an identical copy.
+
+    A near copy at 0.996 reads 99: "100%" would tell the reader it is the very same text.
+    """
+    percent = round(similarity * 100)
+    return percent if similarity >= 1 else min(percent, 99)
+
+
+def arabic_members(size: int) -> str:
+    """Return "`size` near-identical submissions" in Arabic, the noun agreeing with the number.
+
+    After "one of" (واحدة من): two is the dual, without the numeral; a count ending in 3–10
+    (3, 10, 105) takes the plural; every other count the singular (11, 412, 1000).
+    """
+    if size == 2:
+        return "مشاركتين متطابقتين أو شبه متطابقتين"
+    if 3 <= size % 100 <= 10:
+        return f"{size} مشاركات متطابقة أو شبه متطابقة"
+    return f"{size} مشاركة متطابقة أو شبه متطابقة"
+
+
+def without_campaign(routed: SubmissionRouted) -> SubmissionGrouped:
+    """Return `routed` read as the notifier's input: a grouped event that joined no campaign.
+
+    For the two places a routed event still reaches the notifier: `sada notify preview` of a
+    routed event, and a notification parked before the notifier consumed grouped events. The
+    result keeps the routed event's id and time, and is never published: grouping is the
+    campaigns service's decision.
+    """
+    payload = routed.payload
+    return SubmissionGrouped.model_validate(
+        {
+            **routed.model_dump(),
+            "event_type": "submission.grouped",
+            "payload": {
+                **payload.model_dump(),
+                "scope": campaign_scope(payload.submission.legislation_ref, payload.decision.unit),
+                "campaign": None,
+            },
+        }
+    )
+
+
+def campaign_view(campaign: CampaignMembership | None) -> CampaignView | None:
+    """Return what the notice line shows of `campaign` (None: no line)."""
+    if campaign is None:
+        return None
+    return CampaignView(
+        campaign_id=campaign.campaign_id,
+        size=campaign.size,
+        first_reference=campaign.first_reference,
+        similar_to=campaign.similar_to,
+        percent=similarity_percent(campaign.similarity),
+        members_ar=arabic_members(campaign.size),
+    )
+
+
 def _safe_link(url: str) -> str | None:
     """Only http(s) URLs become links: a `javascript:` URL must stay inert text."""
     return url if re.match(r"^https?://", url, flags=re.IGNORECASE) else None
@@ -245,7 +322,7 @@ def _safe_link(url: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Composer:
-    """Builds the e-mail for a routed event from the directory and the notifier's settings."""
+    """Builds the e-mail for a grouped event from the directory and the notifier's settings."""
 
     units: Mapping[str, Unit]
     channels: Mapping[str, Channel]
@@ -258,9 +335,9 @@ class Composer:
         known = self.units.get(unit)
         return known.personal_data if known is not None else False
 
-    def view(self, routed: SubmissionRouted) -> EmailView:
-        """Return what the templates show for `routed`."""
-        submission, decision = routed.payload.submission, routed.payload.decision
+    def view(self, event: SubmissionGrouped) -> EmailView:
+        """Return what the templates show for `event`."""
+        submission, decision = event.payload.submission, event.payload.decision
         unit = self.units.get(decision.unit)
         personal = self.personal_data(decision.unit)
         channel = self.channels.get(submission.channel)
@@ -315,22 +392,23 @@ class Composer:
                 for a in (submission.attachments if personal else ())
             ),
             submitter=submission.submitter if personal else None,
+            campaign=campaign_view(event.payload.campaign),
         )
 
-    def compose(self, routed: SubmissionRouted) -> Email:
-        """Return the complete e-mail for `routed`, addressed to the decision's mailbox.
+    def compose(self, event: SubmissionGrouped) -> Email:
+        """Return the complete e-mail for `event`, addressed to the decision's mailbox.
 
         Every header value goes through `mime`, which keeps each header one logical line
         whatever the value holds: nothing a submitter typed can add a header.
         """
-        view = self.view(routed)
+        view = self.view(event)
         text, html = render(view)
-        decision = routed.payload.decision
+        decision = event.payload.decision
         from_header, sender = _from(self.sender)
         header, words = mime.header, mime.unstructured_tokens
-        headers = (
+        headers: tuple[str, ...] = (
             header("Message-ID", words(view.message_id)),
-            header("Date", [format_datetime(_as_utc(routed.occurred_at))]),
+            header("Date", [format_datetime(_as_utc(event.occurred_at))]),
             from_header,
             header("To", mime.mailbox_tokens(view.unit.ar, decision.mailbox)),
             header("Subject", words(view.subject_line)),
@@ -340,6 +418,8 @@ class Composer:
             header("X-Sada-Unit", words(one_line(decision.unit))),
             header("X-Sada-Submission-Id", words(one_line(view.submission_id))),
         )
+        if view.campaign is not None:  # for mailbox rules: one folder per campaign
+            headers += (header("X-Sada-Campaign", words(one_line(view.campaign.campaign_id))),)
         data = mime.alternative(headers, text, html, boundary(view.submission_id, decision.unit))
         return Email(
             data=data,

@@ -7,13 +7,13 @@ for each one this notifier manages to take (`DeferredQueue.take`, one winner per
    is published again (`repeat: true`) and the item unparked, nothing sent;
 2. send the e-mail again (same Message-ID);
 3. accepted or refused for good (5xx): record the outcome in the ledger, publish
-   `notification.sent` / `.failed`, then unpark: in this order, so that a redelivered routed
+   `notification.sent` / `.failed`, then unpark: in this order, so that a redelivered grouped
    event always finds the key in the queue or in the ledger, never in neither;
 4. refused for now again: reschedule with a doubling wait; once the next attempt would fall
    past the retry budget, publish `notification.deferred` (once); past `give_up_seconds`
    record and publish `notification.failed` with the last refusal;
 5. a server-wide failure (connection refused, 421…): try again at the next step of the
-   schedule; the routed batches hold meanwhile, as for any outage.
+   schedule; the grouped batches hold meanwhile, as for any outage.
 """
 
 from __future__ import annotations
@@ -25,11 +25,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from services.notifier import metrics
-from services.notifier.deferred import DeferredItem, DeferredQueue, generation, wait_after
+from services.notifier.deferred import (
+    DeferredItem,
+    DeferredQueue,
+    consumed_event,
+    generation,
+    wait_after,
+)
 from services.notifier.delivery import Notifier
 from services.notifier.ledger import Ledger
 from services.notifier.mailer import DeferredError
-from shared.events import SubmissionRouted
+from shared.events import SubmissionGrouped
 from shared.kafka import Outgoing
 from shared.logging import get_logger
 from shared.retry import backoff
@@ -87,7 +93,7 @@ class Retrier:
         return attempted
 
     async def _attempt(self, item: DeferredItem) -> None:
-        event = SubmissionRouted.model_validate_json(item.routed)
+        event = consumed_event(item)
         unit = item.unit
         known = await self._ledger.claim([item.key])
         if item.key in known:
@@ -118,7 +124,7 @@ class Retrier:
         metrics.DEFERRED_ATTEMPTS.labels(unit, result.status).inc()
 
     async def _reschedule(
-        self, item: DeferredItem, event: SubmissionRouted, attempts: int, code: int, reply: str
+        self, item: DeferredItem, event: SubmissionGrouped, attempts: int, code: int, reply: str
     ) -> None:
         schedule = self._notifier.schedule
         now = self._clock()

@@ -98,7 +98,10 @@ class NotifierSettings(ServiceSettings):
 
     http_port: int = 8003
     group_id: str = Field(default="sada-notifier", description="Kafka consumer group.")
-    routed_topic: str = Field(default=topics.ROUTED, description="Where routed events come from.")
+    grouped_topic: str = Field(
+        default=topics.GROUPED,
+        description="Consumed: routed submissions with their campaign (`submission.grouped`).",
+    )
     notifications_topic: str = Field(
         default=topics.NOTIFICATIONS, description="Where notification events go."
     )

@@ -1,5 +1,8 @@
 """Submissions seen twice through intake, router, notifier and archive.
 
+The campaigns service between router and notifier is stood in for by `support.as_grouped`
+(no campaign): the notifier consumes grouped events, the archive here keeps the routed ones.
+
 An edited resubmission (same channel reference, new content): the audit trail keeps both
 decisions, a unit gets one e-mail per submission. A refused notification re-sent as the
 SadaNotificationsFailing runbook says: sent once to the fixed mailbox, both outcomes archived.
@@ -77,7 +80,7 @@ async def test_an_edit_to_the_same_unit_is_archived_twice_and_mailed_once() -> N
     assert {r.payload.decision.unit for r in routed} == {"legislations_office"}
     async with notifier() as h:
         for event in routed:
-            await h.deliver(event)
+            await h.deliver(support.as_grouped(event))
     assert len(h.mailer.sent) == 1  # one e-mail per (submission, unit): docs/notifier.md
     sent = [o for o in h.outcomes if isinstance(o, NotificationSent)]
     assert [o.payload.repeat for o in sent] == [False, True]
@@ -106,7 +109,7 @@ async def test_an_edit_that_moves_the_submission_keeps_both_decisions_and_mails_
     assert units == ["voice_of_customer", "legislations_office"]
     async with notifier() as h:
         for event in routed:
-            await h.deliver(event)
+            await h.deliver(support.as_grouped(event))
     assert [e.recipient for e in h.mailer.sent] == [
         "voc@moj.gov.sa",
         "LegislationsOffice@moj.gov.sa",
@@ -126,8 +129,8 @@ async def test_a_replay_of_the_same_content_under_the_same_rules_keeps_every_id(
     assert again.event_id == first.event_id
     assert _routed(again).event_id == _routed(first).event_id
     async with notifier() as h:
-        await h.deliver(_routed(first))
-        await h.deliver(_routed(again))
+        await h.deliver(support.as_grouped(_routed(first)))
+        await h.deliver(support.as_grouped(_routed(again)))
     assert len({o.event_id for o in h.outcomes}) == 1
 
 
@@ -149,13 +152,14 @@ async def test_a_refused_notification_is_resent_by_the_runbook_and_archived(
     routed = routed_event(accepted, rules_config.load(units_path=wrong_units), PRODUCER)
     mailer = FakeMailer(script={1: RefusedError(550, "5.1.1 no such mailbox: vox")})
     async with notifier(mailer) as h:
-        await h.deliver(routed)
-        await h.deliver(routed)  # "replay the routed event": the ledger answers, nothing is sent
+        await h.deliver(support.as_grouped(routed))
+        # "replay the routed event": grouped again with the same id, the ledger answers
+        await h.deliver(support.as_grouped(routed))
         assert mailer.calls == 1
         key = notification_key(routed.submission_id, "voice_of_customer")
         del h.ledger.entries[key]  # the runbook's deleteOne on sada_notifier.ledger
         rerouted = _routed(accepted)  # the accepted event published again, fixed units.yaml
-        await h.deliver(rerouted)
+        await h.deliver(support.as_grouped(rerouted))
     assert [e.recipient for e in mailer.sent] == ["voc@moj.gov.sa"]
     failed, repeat, sent = h.outcomes
     assert isinstance(failed, NotificationFailed)

@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from services.notifier.deferred import from_document
 from services.notifier.mailer import DeferredError, SmtpReply
-from services.notifier.messages import Email
+from services.notifier.messages import Email, notification_key
 from services.notifier.retrier import Retrier
 from services.notifier.settings import DeferralSettings
+from shared import ids
 from shared.events import (
     NotificationDeferred,
     NotificationFailed,
     NotificationSent,
-    SubmissionRouted,
+    SubmissionGrouped,
 )
 from tests import notifier_support as support
 from tests.component.test_notifier_service import (
@@ -55,12 +57,12 @@ class MailboxMailer(FakeMailer):
         return await super().send(email)
 
 
-def _voc(i: int) -> SubmissionRouted:
-    return support.routed({**support.ENGLISH_SAMPLE, "channel_ref": f"VOC-{i}"})
+def _voc(i: int) -> SubmissionGrouped:
+    return support.grouped({**support.ENGLISH_SAMPLE, "channel_ref": f"VOC-{i}"})
 
 
-def _lo(i: int) -> SubmissionRouted:
-    return support.routed({**support.ARABIC_SAMPLE, "channel_ref": f"LO-{i}"})
+def _lo(i: int) -> SubmissionGrouped:
+    return support.grouped({**support.ARABIC_SAMPLE, "channel_ref": f"LO-{i}"})
 
 
 def _retrier(app: object) -> Retrier:
@@ -89,7 +91,7 @@ async def test_a_mailbox_refusing_for_now_is_parked_and_the_other_unit_is_emaile
     assert not h.ledger.entries.keys() & h.queue.items.keys()
 
 
-async def test_a_redelivered_routed_event_of_a_parked_notification_sends_nothing() -> None:
+async def test_a_redelivered_grouped_event_of_a_parked_notification_sends_nothing() -> None:
     mailer = MailboxMailer(refusing={VOC_MAILBOX})
     async with notifier(mailer) as h:
         await h.deliver(_voc(0))
@@ -124,7 +126,7 @@ async def test_a_parked_notification_is_announced_after_the_budget_then_sent_exa
         assert await retrier.run_due() == 1
         clock.advance(3600)
         assert await retrier.run_due() == 0  # nothing left
-        await h.deliver(event)  # a late redelivery of the routed event
+        await h.deliver(event)  # a late redelivery of the grouped event
     assert [e.recipient for e in mailer.sent] == [VOC_MAILBOX]
     sent = [o for o in h.outcomes if isinstance(o, NotificationSent)]
     assert [s.payload.repeat for s in sent] == [False, True]
@@ -194,3 +196,58 @@ async def test_a_server_wide_4xx_in_a_batch_still_holds_it_and_parks_nothing() -
     assert mailer.calls == 2
     assert [e.recipient for e in mailer.sent] == [VOC_MAILBOX]
     assert not h.queue.items
+
+
+async def test_a_campaign_member_parked_is_retried_with_its_campaign_line() -> None:
+    clock = Clock()
+    mailer = MailboxMailer(refusing={VOC_MAILBOX})
+    first = {**support.ENGLISH_SAMPLE, "channel_ref": "VOC-first"}
+    campaign = support.campaign_of(first, size=5)
+    event = support.grouped({**support.ENGLISH_SAMPLE, "channel_ref": "VOC-5"}, campaign=campaign)
+    async with notifier(mailer, clock=clock, deferral=SCHEDULE) as h:
+        await h.deliver(event)
+        (item,) = h.queue.items.values()
+        assert SubmissionGrouped.model_validate_json(item.event) == event
+        mailer.refusing.clear()
+        clock.advance(10)
+        assert await _retrier(h.app).run_due() == 1
+    (email,) = mailer.sent
+    assert email.message["X-Sada-Campaign"] == campaign.campaign_id
+    assert "One of 5 near-identical submissions (campaign)" in email.text
+
+
+async def test_a_notification_parked_before_the_switch_to_grouped_events_is_sent_once() -> None:
+    """A document parked by a notifier that consumed routed events: field `routed`, a routed
+    event. It is sent without a campaign line, and its outcome keeps the id derived from the
+    routed event, as the notifier that parked it would have published it."""
+    clock = Clock()
+    routed = support.routed({**support.ENGLISH_SAMPLE, "channel_ref": "VOC-old"})
+    key = notification_key(routed.submission_id, "voice_of_customer")
+    legacy = {
+        "_id": key,
+        "submission_id": routed.submission_id,
+        "reference": routed.reference,
+        "unit": "voice_of_customer",
+        "routed": routed.model_dump_json(),
+        "first_refused_at": clock.now,
+        "next_attempt_at": clock.now,
+        "attempts": 1,
+        "announced": False,
+        "smtp_code": 452,
+        "smtp_reply": "4.2.2 Mailbox full",
+    }
+    queue = FakeQueue(items={key: from_document(legacy)})
+    mailer = MailboxMailer()
+    async with notifier(mailer, clock=clock, queue=queue, deferral=SCHEDULE) as h:
+        assert await _retrier(h.app).run_due() == 1
+        await h.deliver(support.as_grouped(routed))  # its grouped event, after the switch
+    (email,) = mailer.sent
+    assert email.recipient == VOC_MAILBOX
+    assert "X-Sada-Campaign" not in email.message
+    assert "near-identical" not in email.text
+    sent = [o for o in h.outcomes if isinstance(o, NotificationSent)]
+    assert [s.payload.repeat for s in sent] == [False, True]
+    assert sent[0].event_id == ids.event_id(
+        routed.submission_id, "notification.sent", f"{routed.event_id}:voice_of_customer"
+    )
+    assert not queue.items

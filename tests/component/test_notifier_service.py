@@ -16,21 +16,21 @@ from services.notifier.app import build
 from services.notifier.deferred import DeferredItem
 from services.notifier.ledger import LedgerEntry
 from services.notifier.mailer import RefusedError, SmtpReply
-from services.notifier.messages import Email
+from services.notifier.messages import Email, message_id
 from services.notifier.settings import DeferralSettings, NotifierSettings, SmtpSettings
-from shared import topics
+from shared import ids, topics
 from shared.events import (
     ANY_EVENT,
     AnyEvent,
     MessageDeadLettered,
     NotificationFailed,
     NotificationSent,
-    SubmissionRouted,
+    SubmissionGrouped,
 )
 from shared.settings import KafkaSettings
 from tests import notifier_support as support
 
-ROUTED, NOTIFICATIONS = "test.routed", "test.notifications"
+GROUPED, NOTIFICATIONS = "test.grouped", "test.notifications"
 
 
 @dataclass
@@ -123,9 +123,9 @@ class Harness:
     queue: FakeQueue = field(default_factory=FakeQueue)
     app: Any = None
 
-    async def deliver(self, *events: SubmissionRouted | bytes) -> None:
+    async def deliver(self, *events: SubmissionGrouped | bytes) -> None:
         bodies = [e if isinstance(e, bytes) else e.model_dump_json().encode() for e in events]
-        await self.broker.publish_batch(*bodies, topic=ROUTED)
+        await self.broker.publish_batch(*bodies, topic=GROUPED)
 
 
 @dataclass
@@ -158,7 +158,7 @@ async def notifier(
 ) -> AsyncIterator[Harness]:
     settings = NotifierSettings(
         kafka=KafkaSettings(hold_seconds=hold_seconds),
-        routed_topic=ROUTED,
+        grouped_topic=GROUPED,
         notifications_topic=NOTIFICATIONS,
         smtp=SmtpSettings(connections=connections),
         deferral=deferral or DeferralSettings(),
@@ -187,8 +187,8 @@ def _sent(outcomes: list[AnyEvent]) -> list[NotificationSent]:
     return [o for o in outcomes if isinstance(o, NotificationSent)]
 
 
-async def test_a_routed_event_delivered_three_times_sends_one_email() -> None:
-    event = support.routed(support.ARABIC_SAMPLE)
+async def test_a_grouped_event_delivered_three_times_sends_one_email() -> None:
+    event = support.grouped(support.ARABIC_SAMPLE)
     async with notifier() as h:
         for _ in range(3):
             await h.deliver(event)
@@ -204,7 +204,7 @@ async def test_a_routed_event_delivered_three_times_sends_one_email() -> None:
 
 
 async def test_the_same_event_three_times_in_one_batch_sends_one_email() -> None:
-    event = support.routed(support.ENGLISH_SAMPLE)
+    event = support.grouped(support.ENGLISH_SAMPLE)
     async with notifier() as h:
         await h.deliver(event, event, event)
     assert len(h.mailer.sent) == 1
@@ -214,9 +214,9 @@ async def test_the_same_event_three_times_in_one_batch_sends_one_email() -> None
 
 async def test_a_batch_is_looked_up_once_and_each_email_recorded_with_its_outcome() -> None:
     events = [
-        support.routed(support.ARABIC_SAMPLE),
-        support.routed(support.ENGLISH_SAMPLE),
-        support.routed({**support.ENGLISH_SAMPLE, "channel_ref": "other"}),
+        support.grouped(support.ARABIC_SAMPLE),
+        support.grouped(support.ENGLISH_SAMPLE),
+        support.grouped({**support.ENGLISH_SAMPLE, "channel_ref": "other"}),
     ]
     async with notifier() as h:
         await h.deliver(*events)
@@ -227,7 +227,7 @@ async def test_a_batch_is_looked_up_once_and_each_email_recorded_with_its_outcom
 
 
 async def test_a_permanent_refusal_publishes_failed_and_a_redelivery_does_not_resend() -> None:
-    event = support.routed(support.ENGLISH_SAMPLE)
+    event = support.grouped(support.ENGLISH_SAMPLE)
     mailer = FakeMailer(script={1: RefusedError(550, "5.1.1 Mailbox unavailable")})
     async with notifier(mailer) as h:
         await h.deliver(event)
@@ -242,7 +242,7 @@ async def test_a_permanent_refusal_publishes_failed_and_a_redelivery_does_not_re
 
 
 async def test_a_transient_failure_is_retried_until_the_email_goes_out_once() -> None:
-    event = support.routed(support.ARABIC_SAMPLE)
+    event = support.grouped(support.ARABIC_SAMPLE)
     mailer = FakeMailer(
         script={
             1: aiosmtplib.SMTPServerDisconnected("lost"),
@@ -260,7 +260,7 @@ async def test_a_transient_failure_is_retried_until_the_email_goes_out_once() ->
 
 
 async def test_a_failure_mid_batch_does_not_resend_what_already_went_out() -> None:
-    first, second = support.routed(support.ARABIC_SAMPLE), support.routed(support.ENGLISH_SAMPLE)
+    first, second = support.grouped(support.ARABIC_SAMPLE), support.grouped(support.ENGLISH_SAMPLE)
     mailer = FakeMailer(script={2: ConnectionRefusedError()})
     async with notifier(mailer) as h:
         await h.deliver(first, second)
@@ -277,18 +277,46 @@ async def test_a_failure_mid_batch_does_not_resend_what_already_went_out() -> No
 
 
 async def test_a_malformed_event_is_dead_lettered_and_the_rest_of_the_batch_goes_out() -> None:
-    good = support.routed(support.ENGLISH_SAMPLE)
-    accepted_not_routed = b'{"event_type": "submission.accepted"}'
+    good = support.grouped(support.ENGLISH_SAMPLE)
+    accepted_not_grouped = b'{"event_type": "submission.accepted"}'
+    routed = support.routed({**support.ENGLISH_SAMPLE, "channel_ref": "R-1"})
+    routed_not_grouped = routed.model_dump_json().encode()
     async with notifier() as h:
-        await h.deliver(b"{not json", good, accepted_not_routed)
+        await h.deliver(b"{not json", good, accepted_not_grouped, routed_not_grouped)
     assert len(h.mailer.sent) == 1
-    assert len(h.dead) == 2
+    assert len(h.dead) == 3
     assert all(isinstance(d, MessageDeadLettered) for d in h.dead)
     assert [o.submission_id for o in _sent(h.outcomes)] == [good.submission_id]
 
 
-def _batch(n: int) -> list[SubmissionRouted]:
-    return [support.routed({**support.ENGLISH_SAMPLE, "channel_ref": f"P-{i}"}) for i in range(n)]
+async def test_a_campaign_member_is_mailed_with_its_campaign_and_reported_once() -> None:
+    first = {**support.ARABIC_SAMPLE, "channel_ref": "IST-2026-88001"}
+    campaign = support.campaign_of(first, size=3, similarity=1.0)
+    event = support.grouped(support.ARABIC_SAMPLE, campaign=campaign)
+    async with notifier() as h:
+        await h.deliver(event, event)
+    (email,) = h.mailer.sent
+    assert email.message["X-Sada-Campaign"] == campaign.campaign_id
+    assert "واحدة من 3 مشاركات متطابقة أو شبه متطابقة (حملة)" in email.text
+    assert "One of 3 near-identical submissions (campaign)" in email.html
+    assert [o.payload.repeat for o in _sent(h.outcomes)] == [False, True]
+
+
+async def test_outcome_ids_derive_from_the_grouped_event_and_the_message_id_from_the_unit() -> None:
+    routed = support.routed(support.ENGLISH_SAMPLE)
+    grouped = support.as_grouped(routed)
+    async with notifier() as h:
+        await h.deliver(grouped)
+    (sent,) = _sent(h.outcomes)
+    unit = routed.payload.decision.unit
+    assert sent.event_id == ids.event_id(
+        grouped.submission_id, "notification.sent", f"{grouped.event_id}:{unit}"
+    )
+    assert sent.payload.message_id == message_id(routed.submission_id, unit, "sada.notifier")
+
+
+def _batch(n: int) -> list[SubmissionGrouped]:
+    return [support.grouped({**support.ENGLISH_SAMPLE, "channel_ref": f"P-{i}"}) for i in range(n)]
 
 
 async def test_a_batch_goes_out_over_as_many_connections_as_configured_in_batch_order() -> None:

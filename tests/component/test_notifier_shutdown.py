@@ -30,7 +30,7 @@ async def test_a_batch_cancelled_at_the_graceful_timeout_still_has_its_ledger_wr
     None
 ):
     ledger = StuckLedger()
-    event = support.routed(support.ARABIC_SAMPLE)
+    event = support.grouped(support.ARABIC_SAMPLE)
     async with notifier(ledger=ledger) as h:
         batch = asyncio.create_task(h.deliver(event))
         await ledger.writing.wait()  # the e-mail is out, its ledger write under way

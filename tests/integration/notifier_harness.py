@@ -27,7 +27,7 @@ from faststream.kafka import KafkaBroker
 from deploy.local.smtp_sink import ControlFile, MaildirHandler
 from services.notifier.app import build
 from services.notifier.settings import NotifierMongoSettings, NotifierSettings, SmtpSettings
-from shared.events import ANY_EVENT, AnyEvent, SubmissionRouted
+from shared.events import ANY_EVENT, AnyEvent, SubmissionGrouped
 from shared.mongo import make_client
 from shared.settings import KafkaSettings
 from tests import infra
@@ -39,7 +39,7 @@ def settings_for(smtp_port: int, *, hold_seconds: float = 3.0) -> NotifierSettin
         kafka=KafkaSettings(
             bootstrap_servers=infra.KAFKA, hold_seconds=hold_seconds, batch_timeout_ms=50
         ),
-        routed_topic=infra.unique("it-notifier-routed"),
+        grouped_topic=infra.unique("it-notifier-grouped"),
         notifications_topic=infra.unique("it-notifier-notifications"),
         group_id=infra.unique("it-notifier"),
         mongo=NotifierMongoSettings(uri=infra.MONGO_URI, database=infra.unique("it_notifier")),
@@ -60,7 +60,7 @@ async def create_topics(*names: str) -> None:
 @asynccontextmanager
 async def running_notifier(settings: NotifierSettings) -> AsyncIterator[KafkaBroker]:
     """Run the notifier app (its real lifespan); yield its broker; drop its database after."""
-    await create_topics(settings.routed_topic, settings.notifications_topic)
+    await create_topics(settings.grouped_topic, settings.notifications_topic)
     app = build(settings)
     try:
         async with app.router.lifespan_context(app):
@@ -71,8 +71,8 @@ async def running_notifier(settings: NotifierSettings) -> AsyncIterator[KafkaBro
         await client.close()
 
 
-async def publish(broker: KafkaBroker, topic: str, events: Iterable[SubmissionRouted]) -> None:
-    """Publish routed events, keyed by submission id, and wait for Kafka's acknowledgement."""
+async def publish(broker: KafkaBroker, topic: str, events: Iterable[SubmissionGrouped]) -> None:
+    """Publish grouped events, keyed by submission id, and wait for Kafka's acknowledgement."""
     for event in events:
         await broker.publish(
             event.model_dump_json().encode(), topic, key=event.submission_id.encode()

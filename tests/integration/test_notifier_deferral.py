@@ -17,7 +17,7 @@ from shared.events import (
     AnyEvent,
     NotificationDeferred,
     NotificationSent,
-    SubmissionRouted,
+    SubmissionGrouped,
 )
 from shared.mongo import make_client
 from tests import infra
@@ -33,11 +33,11 @@ from tests.integration.notifier_harness import (
 VOC_MAILBOX = "voc@moj.gov.sa"
 
 
-def _events(count: int, raw: dict[str, Any]) -> list[SubmissionRouted]:
-    return [support.routed({**raw, "channel_ref": infra.unique("it-ref")}) for _ in range(count)]
+def _events(count: int, raw: dict[str, Any]) -> list[SubmissionGrouped]:
+    return [support.grouped({**raw, "channel_ref": infra.unique("it-ref")}) for _ in range(count)]
 
 
-def _message_ids(events: list[SubmissionRouted]) -> dict[str, str]:
+def _message_ids(events: list[SubmissionGrouped]) -> dict[str, str]:
     compose = support.composer().compose
     return {compose(e).message_id: e.submission_id for e in events}
 
@@ -65,7 +65,7 @@ async def test_a_full_mailbox_is_parked_the_other_unit_is_served_and_each_email_
     voc_ids, lo_ids = _message_ids(voc), _message_ids(lo)
     async with running_notifier(settings) as broker:
         mixed = [e for pair in zip(voc, lo, strict=True) for e in pair]  # one partition, mixed
-        await publish(broker, settings.routed_topic, mixed)
+        await publish(broker, settings.grouped_topic, mixed)
         # The other unit is e-mailed while the mailbox is still full…
         await infra.wait_until(lambda: len(sink.mails(lo_ids)) == 4, within=30)
         # …and every refused notification is announced once its retry budget is spent.

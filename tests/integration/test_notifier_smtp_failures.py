@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from services.notifier.mailer import SmtpMailer, SmtpMailerPool
 from services.notifier.settings import SmtpSettings
-from shared.events import AnyEvent, NotificationFailed, NotificationSent, SubmissionRouted
+from shared.events import AnyEvent, NotificationFailed, NotificationSent, SubmissionGrouped
 from shared.mongo import make_client
 from shared.retry import TransientError
 from tests import infra
@@ -33,11 +33,11 @@ from tests.integration.notifier_harness import (
 OUTAGE_SECONDS = 20.0
 
 
-def _events(count: int, raw: dict[str, Any] = support.ENGLISH_SAMPLE) -> list[SubmissionRouted]:
-    return [support.routed({**raw, "channel_ref": infra.unique("it-ref")}) for _ in range(count)]
+def _events(count: int, raw: dict[str, Any] = support.ENGLISH_SAMPLE) -> list[SubmissionGrouped]:
+    return [support.grouped({**raw, "channel_ref": infra.unique("it-ref")}) for _ in range(count)]
 
 
-def _message_ids(events: list[SubmissionRouted]) -> dict[str, str]:
+def _message_ids(events: list[SubmissionGrouped]) -> dict[str, str]:
     compose = support.composer().compose
     return {compose(e).message_id: e.submission_id for e in events}
 
@@ -68,7 +68,7 @@ async def test_smtp_down_for_20_seconds_then_back_delivers_every_email_exactly_o
     before, during, after = _events(5), _events(10), _events(5)
     ids = _message_ids(before + during + after)
     async with running_notifier(settings) as broker:
-        topic = settings.routed_topic
+        topic = settings.grouped_topic
         await publish(broker, topic, before)
         await infra.wait_until(lambda: len(sink.mails(ids)) == 5, within=30)
         # The outcomes mean every session got the server's reply. A file in the Maildir alone
@@ -82,7 +82,7 @@ async def test_smtp_down_for_20_seconds_then_back_delivers_every_email_exactly_o
         await sink.stop()
         stopped_at = time.monotonic()
         retries_at_stop = _retries()
-        await publish(broker, topic, during[:5])  # routed events keep flowing during the outage
+        await publish(broker, topic, during[:5])  # grouped events keep flowing during the outage
         await asyncio.sleep(OUTAGE_SECONDS / 2)
         await publish(broker, topic, during[5:])
         await asyncio.sleep(OUTAGE_SECONDS - (time.monotonic() - stopped_at))
@@ -120,7 +120,7 @@ async def test_a_temporary_refusal_4xx_is_retried_until_the_email_goes_out_once(
     events = _events(3)
     ids = _message_ids(events)
     async with running_notifier(settings) as broker:
-        await publish(broker, settings.routed_topic, events)
+        await publish(broker, settings.grouped_topic, events)
         await asyncio.sleep(3.0)  # at least one hold window of 451 replies
         assert sink.mails(ids) == []
         sink.faults()
@@ -146,10 +146,10 @@ async def test_an_unknown_mailbox_5xx_publishes_failed_once_and_a_redelivery_sen
     (good,) = _events(1)
     (bad,) = _events(1)
     decision = bad.payload.decision.model_copy(update={"mailbox": "nobody@moj.gov.sa"})
-    bad = support.routed(bad.payload.submission, decision)
+    bad = support.grouped(bad.payload.submission, decision)
     ids = _message_ids([good, bad])
     async with running_notifier(settings) as broker:
-        await publish(broker, settings.routed_topic, [bad, good, bad])
+        await publish(broker, settings.grouped_topic, [bad, good, bad])
         outcomes = await read_events(
             settings.notifications_topic,
             lambda found: (

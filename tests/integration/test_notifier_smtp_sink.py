@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 
 from services.notifier.messages import Composer
 from services.notifier.settings import NotifierSettings
-from shared.events import AnyEvent, NotificationSent, RoutingDecision, SubmissionRouted
+from shared.events import AnyEvent, NotificationSent, RoutingDecision, SubmissionGrouped
 from tests import infra
 from tests import notifier_support as support
 from tests.integration.notifier_harness import (
@@ -31,14 +31,14 @@ class Running:
     broker: KafkaBroker
     composer: Composer
 
-    def event(self, raw: dict[str, Any], **changes: Any) -> SubmissionRouted:
-        """A routed event for a submission no other test (or run) has."""
-        return support.routed({**raw, "channel_ref": infra.unique("it-ref"), **changes})
+    def event(self, raw: dict[str, Any], **changes: Any) -> SubmissionGrouped:
+        """A grouped event for a submission no other test (or run) has."""
+        return support.grouped({**raw, "channel_ref": infra.unique("it-ref"), **changes})
 
-    def message_id(self, event: SubmissionRouted) -> str:
+    def message_id(self, event: SubmissionGrouped) -> str:
         return self.composer.compose(event).message_id
 
-    async def wait_for_mail(self, *events: SubmissionRouted) -> list[EmailMessage]:
+    async def wait_for_mail(self, *events: SubmissionGrouped) -> list[EmailMessage]:
         ids = [self.message_id(e) for e in events]
 
         def arrived() -> bool:
@@ -68,7 +68,7 @@ async def test_email_reaches_the_units_mailbox_with_headers_and_both_parts(
     running: Running,
 ) -> None:
     event = running.event(support.ARABIC_SAMPLE)
-    await publish(running.broker, running.settings.routed_topic, [event])
+    await publish(running.broker, running.settings.grouped_topic, [event])
     (mail,) = await running.wait_for_mail(event)
     assert mail["X-Sada-Sink-Envelope-To"] == "LegislationsOffice@moj.gov.sa"
     assert mail["To"].addresses[0].addr_spec == "LegislationsOffice@moj.gov.sa"
@@ -90,7 +90,7 @@ async def test_an_arabic_submission_arrives_right_to_left_and_an_english_one_lef
     running: Running,
 ) -> None:
     arabic, english = running.event(support.ARABIC_SAMPLE), running.event(support.ENGLISH_SAMPLE)
-    await publish(running.broker, running.settings.routed_topic, [arabic, english])
+    await publish(running.broker, running.settings.grouped_topic, [arabic, english])
     mails = {m["X-Sada-Reference"]: m for m in await running.wait_for_mail(arabic, english)}
     arabic_html = _parts(mails[arabic.reference])["text/html"]
     english_html = _parts(mails[english.reference])["text/html"]
@@ -100,13 +100,30 @@ async def test_an_arabic_submission_arrives_right_to_left_and_an_english_one_lef
     assert mails[english.reference]["X-Sada-Sink-Envelope-To"] == "voc@moj.gov.sa"
 
 
+async def test_a_campaign_member_arrives_with_its_campaign_line_and_header(
+    running: Running,
+) -> None:
+    first = {**support.ARABIC_SAMPLE, "channel_ref": infra.unique("it-first")}
+    campaign = support.campaign_of(first, size=7, similarity=0.9)
+    raw = {**support.ARABIC_SAMPLE, "channel_ref": infra.unique("it-ref")}
+    event = support.grouped(raw, campaign=campaign)
+    await publish(running.broker, running.settings.grouped_topic, [event])
+    (mail,) = await running.wait_for_mail(event)
+    assert mail["X-Sada-Campaign"] == campaign.campaign_id
+    parts = _parts(mail)
+    assert "واحدة من 7 مشاركات متطابقة أو شبه متطابقة (حملة)" in parts["text/plain"]
+    assert "One of 7 near-identical submissions (campaign)" in parts["text/plain"]
+    assert '<p lang="ar" dir="rtl"' in parts["text/html"]
+    assert "similarity 90%" in parts["text/html"]
+
+
 async def test_a_crlf_subject_and_a_script_body_arrive_neutralised(running: Running) -> None:
     event = running.event(
         support.ENGLISH_SAMPLE,
         subject="Hello\r\nBcc: attacker@example.org\r\nX-Evil: 1",
         body="<script>alert(document.cookie)</script>\r\n<img src=x onerror=alert(1)>",
     )
-    await publish(running.broker, running.settings.routed_topic, [event])
+    await publish(running.broker, running.settings.grouped_topic, [event])
     (mail,) = await running.wait_for_mail(event)
     assert str(mail["Subject"]) == (
         f"{event.reference} — Idea — E-mail — Hello Bcc: attacker@example.org X-Evil: 1"
@@ -129,19 +146,19 @@ async def test_an_internationalised_mailbox_is_reached_over_smtputf8(running: Ru
         rules_version="0" * 64,
         reason="test",
     )
-    event = support.routed(sub, decision)
-    await publish(running.broker, running.settings.routed_topic, [event])
+    event = support.grouped(sub, decision)
+    await publish(running.broker, running.settings.grouped_topic, [event])
     (mail,) = await running.wait_for_mail(event)
     assert mail["X-Sada-Sink-Envelope-To"] == "صوت-المستفيد@moj.gov.sa"  # RCPT TO, SMTPUTF8
     assert str(mail["To"]) == "إدارة صوت المستفيد <صوت-المستفيد@moj.gov.sa>"
     assert str(mail["Subject"]).startswith(f"{event.reference} — Idea — E-mail — ")
 
 
-async def test_the_same_routed_event_delivered_three_times_yields_one_email(
+async def test_the_same_grouped_event_delivered_three_times_yields_one_email(
     running: Running,
 ) -> None:
     event = running.event(support.ENGLISH_SAMPLE)
-    topic = running.settings.routed_topic
+    topic = running.settings.grouped_topic
     await publish(running.broker, topic, [event])
     await running.wait_for_mail(event)
     await publish(running.broker, topic, [event, event])  # a redelivery, twice

@@ -104,7 +104,7 @@ def _item(due: datetime) -> DeferredItem:
         submission_id="s",
         reference="SADA-0000-0000",
         unit="voice_of_customer",
-        routed="{}",
+        event="{}",
         first_refused_at=due,
         next_attempt_at=due,
         attempts=1,

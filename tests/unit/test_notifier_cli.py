@@ -22,11 +22,11 @@ def run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_preview_of_a_routed_event_prints_headers_and_text_and_writes_the_html(
+def test_preview_of_a_grouped_event_prints_headers_and_text_and_writes_the_html(
     tmp_path: Path,
 ) -> None:
-    event = support.routed(support.ARABIC_SAMPLE)
-    source = tmp_path / "routed.json"
+    event = support.grouped(support.ARABIC_SAMPLE)
+    source = tmp_path / "grouped.json"
     source.write_bytes(event.model_dump_json().encode())
     html = tmp_path / "out.html"
     code, out, err = run("preview", str(source), "--html", str(html))
@@ -39,6 +39,30 @@ def test_preview_of_a_routed_event_prints_headers_and_text_and_writes_the_html(
     assert out.endswith(composed.text)
     assert html.read_text(encoding="utf-8") == composed.html
     assert f"wrote {html}" in err
+
+
+def test_preview_of_a_campaign_member_shows_the_campaign_header_and_line() -> None:
+    first = {**support.ARABIC_SAMPLE, "channel_ref": "IST-2026-88001"}
+    campaign = support.campaign_of(first, size=412)
+    event = support.grouped(support.ARABIC_SAMPLE, campaign=campaign)
+    code, out, _ = run("preview", "-", stdin=event.model_dump_json().encode())
+    assert code == 0
+    assert f"X-Sada-Campaign: {campaign.campaign_id}\n" in out
+    assert "واحدة من 412 مشاركة متطابقة أو شبه متطابقة (حملة)" in out
+    assert "One of 412 near-identical submissions (campaign)" in out
+    assert out.endswith(support.composer().compose(event).text)
+
+
+def test_preview_of_a_routed_event_shows_it_as_joining_no_campaign() -> None:
+    event = support.routed(support.ARABIC_SAMPLE)
+    code, out, _ = run("preview", "-", stdin=event.model_dump_json().encode())
+    assert code == 0
+    composed = support.composer().compose(support.as_grouped(event))
+    assert f"Message-ID: {composed.message_id}\n" in out
+    assert "X-Sada-Rule: legislation-reference\n" in out
+    assert "X-Sada-Campaign" not in out
+    assert "near-identical" not in out
+    assert out.endswith(composed.text)
 
 
 def test_preview_routes_a_raw_submission_with_the_rule_file_in_force() -> None:
@@ -83,10 +107,11 @@ def test_an_invalid_submission_is_answered_with_its_reasons_and_exit_1() -> None
     assert "unknown_channel" in out
 
 
-def test_a_broken_routed_event_is_exit_1_without_a_traceback() -> None:
-    code, _, err = run("preview", "-", stdin=b'{"event_type": "submission.routed"}')
+@pytest.mark.parametrize("event_type", ["submission.routed", "submission.grouped"])
+def test_a_broken_event_is_exit_1_without_a_traceback(event_type: str) -> None:
+    code, _, err = run("preview", "-", stdin=orjson.dumps({"event_type": event_type}))
     assert code == 1
-    assert "not a valid submission.routed event" in err
+    assert f"not a valid {event_type} event" in err
 
 
 @pytest.mark.parametrize("args", [("/nonexistent/routed.json",), ("-", "--html", "/nonexistent/x")])

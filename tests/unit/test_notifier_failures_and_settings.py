@@ -160,7 +160,7 @@ def test_defaults_fit_the_local_set_up() -> None:
     assert settings.http_port == 8003
     assert settings.group_id == "sada-notifier"
     assert settings.mongo.database == "sada_notifier"
-    assert settings.routed_topic == "feedback.routed.v1"
+    assert settings.grouped_topic == "feedback.grouped.v1"
     assert settings.notifications_topic == "feedback.notifications.v1"
     assert (settings.smtp.host, settings.smtp.port) == ("127.0.0.1", 1025)
 

@@ -9,16 +9,22 @@ from email import policy
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from services.notifier.messages import (
+    FSI,
     LINE_BREAKERS,
+    PDI,
     SNIPPET_MAX,
     SUBJECT_MAX,
+    Email,
+    arabic_members,
     message_id,
     one_line,
     sanitise_subject,
+    similarity_percent,
 )
 from shared.directory import load_units
 from shared.events import RoutingDecision
@@ -114,8 +120,8 @@ def test_the_subject_snippet_of_a_long_body_reads_only_the_start_but_is_the_same
     body = " \u202e\r\n " * 200 + "word\t\u2028 " * 2000 + "end"  # 15,003 characters
     expected = one_line(body)[: SNIPPET_MAX - 1].rstrip() + "…"
     raw = _with(support.ENGLISH_SAMPLE, subject=None, body=body)
-    subject = support.composer().compose(support.routed(raw)).subject
-    assert subject == f"{support.routed(raw).reference} — Idea — E-mail — {expected}"
+    subject = support.composer().compose(support.grouped(raw)).subject
+    assert subject == f"{support.grouped(raw).reference} — Idea — E-mail — {expected}"
 
 
 # --- identity and headers -----------------------------------------------------------------
@@ -130,7 +136,7 @@ def test_message_id_is_deterministic_per_submission_and_unit() -> None:
 
 
 def test_email_goes_to_the_decisions_mailbox_with_the_sada_headers() -> None:
-    event = support.routed(support.ARABIC_SAMPLE)
+    event = support.grouped(support.ARABIC_SAMPLE)
     composed = support.composer().compose(event)
     message = _reparsed(composed.message)
     assert composed.recipient == "LegislationsOffice@moj.gov.sa"
@@ -144,7 +150,7 @@ def test_email_goes_to_the_decisions_mailbox_with_the_sada_headers() -> None:
 
 
 def test_email_is_multipart_alternative_text_then_html_in_utf8() -> None:
-    message = _reparsed(support.composer().compose(support.routed(support.ARABIC_SAMPLE)).message)
+    message = _reparsed(support.composer().compose(support.grouped(support.ARABIC_SAMPLE)).message)
     assert message.get_content_type() == "multipart/alternative"
     parts = list(message.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
@@ -153,8 +159,8 @@ def test_email_is_multipart_alternative_text_then_html_in_utf8() -> None:
     assert "أرى أن تمديد مدة تقديم البينة" in parts[1].get_content()
 
 
-def test_date_is_when_the_submission_was_routed_so_a_repeat_is_identical() -> None:
-    event = support.routed(support.ARABIC_SAMPLE)
+def test_date_is_when_the_submission_was_grouped_so_a_repeat_is_identical() -> None:
+    event = support.grouped(support.ARABIC_SAMPLE)
     first = support.composer().compose(event)
     again = support.composer().compose(event)
     assert first.message["Date"] == again.message["Date"]
@@ -171,7 +177,7 @@ def test_a_routing_decision_for_an_unknown_unit_carries_no_personal_data() -> No
         rules_version="0" * 64,
         reason="test",
     )
-    composed = support.composer().compose(support.routed(sub, decision))
+    composed = support.composer().compose(support.grouped(sub, decision))
     assert "a.harbi@example.sa" not in composed.html + composed.text
     assert "البينة" not in composed.html + composed.text
     assert composed.recipient == "new@moj.gov.sa"
@@ -181,7 +187,7 @@ def test_a_routing_decision_for_an_unknown_unit_carries_no_personal_data() -> No
 
 
 def test_arabic_submission_renders_right_to_left_with_arabic_first() -> None:
-    html = support.composer().compose(support.routed(support.ARABIC_SAMPLE)).html
+    html = support.composer().compose(support.grouped(support.ARABIC_SAMPLE)).html
     assert '<html lang="ar" dir="rtl">' in html
     assert 'align="right"' in html
     assert 'align="left"' not in html
@@ -190,7 +196,7 @@ def test_arabic_submission_renders_right_to_left_with_arabic_first() -> None:
 
 
 def test_english_submission_renders_left_to_right_and_still_bilingual() -> None:
-    html = support.composer().compose(support.routed(support.ENGLISH_SAMPLE)).html
+    html = support.composer().compose(support.grouped(support.ENGLISH_SAMPLE)).html
     assert '<html lang="en" dir="ltr">' in html
     assert 'align="left"' in html
     assert '<span lang="en" dir="ltr">Reference</span>' in html
@@ -199,7 +205,7 @@ def test_english_submission_renders_left_to_right_and_still_bilingual() -> None:
 
 
 def test_inline_user_values_are_isolated_in_bdi_and_paragraphs_detect_their_direction() -> None:
-    html = support.composer().compose(support.routed(support.ARABIC_SAMPLE)).html
+    html = support.composer().compose(support.grouped(support.ARABIC_SAMPLE)).html
     assert '<bdi dir="ltr">SADA-' in html
     assert "<bdi>عبدالله الحربي (Abdullah Alharbi)</bdi>" in html
     assert (
@@ -210,7 +216,7 @@ def test_inline_user_values_are_isolated_in_bdi_and_paragraphs_detect_their_dire
 
 
 def test_text_part_isolates_user_values_line_by_line() -> None:
-    text = support.composer().compose(support.routed(support.ENGLISH_SAMPLE)).text
+    text = support.composer().compose(support.grouped(support.ENGLISH_SAMPLE)).text
     assert "\u2068Courts could send calendar invites" in text
     assert "map link.\u2069\n\u2068For example" in text
     assert "Reference · المرجع: \u2068SADA-" in text
@@ -218,7 +224,7 @@ def test_text_part_isolates_user_values_line_by_line() -> None:
 
 def test_received_time_is_shown_in_riyadh_and_utc() -> None:
     raw = _with(support.ARABIC_SAMPLE, submitted_at="2026-11-25T21:30:00+00:00")
-    composed = support.composer().compose(support.routed(raw))
+    composed = support.composer().compose(support.grouped(raw))
     # received two seconds after submission: 21:30:02 UTC is 00:30:02 next day in Riyadh
     assert "2026-11-26 00:30:02 (Asia/Riyadh, UTC+03:00)" in composed.html
     assert "2026-11-25 21:30:02 UTC" in composed.html
@@ -235,7 +241,7 @@ def test_html_in_user_text_is_escaped_and_never_markup() -> None:
         body="<script>alert('x')</script> & <b>bold</b>",
         submitter={"name": '"><script>alert(2)</script>'},
     )
-    composed = support.composer().compose(support.routed(raw))
+    composed = support.composer().compose(support.grouped(raw))
     assert "<script" not in composed.html
     assert "<img" not in composed.html
     assert "<b>bold" not in composed.html
@@ -253,7 +259,7 @@ def test_only_http_attachment_urls_become_links() -> None:
     ]
     html = (
         support.composer()
-        .compose(support.routed(_with(support.ENGLISH_SAMPLE, attachments=attachments)))
+        .compose(support.grouped(_with(support.ENGLISH_SAMPLE, attachments=attachments)))
         .html
     )
     assert 'href="https://x.example/a"' in html
@@ -281,7 +287,7 @@ def test_answers_and_attachment_metadata_are_listed() -> None:
         ],
         "submitted_at": "2026-11-25T10:02:00+03:00",
     }
-    composed = support.composer().compose(support.routed(raw))
+    composed = support.composer().compose(support.grouped(raw))
     for part in (composed.html, composed.text):
         assert "هل توافق؟" in part
         assert "أوافق" in part
@@ -295,7 +301,7 @@ def test_answers_and_attachment_metadata_are_listed() -> None:
 
 
 def test_a_unit_without_personal_data_gets_the_reference_and_an_archive_link_only() -> None:
-    event = support.routed(support.ARABIC_SAMPLE)
+    event = support.grouped(support.ARABIC_SAMPLE)
     composed = support.composer(units=_no_personal_data_units()).compose(event)
     everything = composed.html + composed.text + composed.subject
     for personal in ("عبدالله", "a.harbi@example.sa", "البينة", "مشروع نظام الإثبات", ".pdf"):
@@ -308,7 +314,7 @@ def test_a_unit_without_personal_data_gets_the_reference_and_an_archive_link_onl
 
 
 def test_a_unit_with_personal_data_gets_the_submitters_contact() -> None:
-    composed = support.composer().compose(support.routed(support.ENGLISH_SAMPLE))
+    composed = support.composer().compose(support.grouped(support.ENGLISH_SAMPLE))
     for contact in ("Noura Al-Qahtani", "noura.q@example.com", "+966500000002"):
         assert contact in composed.html
         assert contact in composed.text
@@ -316,9 +322,109 @@ def test_a_unit_with_personal_data_gets_the_submitters_contact() -> None:
 
 def test_subject_falls_back_to_the_start_of_the_body() -> None:
     raw = _with(support.ENGLISH_SAMPLE, subject=None, body="First line\nsecond line " * 20)
-    subject = support.composer().compose(support.routed(raw)).subject
-    assert subject.startswith(f"{support.routed(raw).reference} — Idea — E-mail — First line")
+    subject = support.composer().compose(support.grouped(raw)).subject
+    assert subject.startswith(f"{support.grouped(raw).reference} — Idea — E-mail — First line")
     assert subject.endswith("…")
+
+
+# --- campaign membership ------------------------------------------------------------------
+
+FIRST = {**support.ARABIC_SAMPLE, "channel_ref": "IST-2026-88001"}
+CLOSEST = {**support.ARABIC_SAMPLE, "channel_ref": "IST-2026-88007"}
+
+
+def _in_campaign(raw: dict[str, Any], **changes: Any) -> Email:
+    campaign = support.campaign_of(FIRST, similar_to=CLOSEST, **changes)
+    return support.composer().compose(support.grouped(raw, campaign=campaign))
+
+
+def test_a_campaign_member_says_so_in_both_languages_at_the_top_of_the_text_part() -> None:
+    first, closest = support.submission(FIRST).reference, support.submission(CLOSEST).reference
+    text = _in_campaign(support.ENGLISH_SAMPLE, size=412, similarity=0.8731).text
+    english = (
+        f"One of 412 near-identical submissions (campaign); first: {FSI}{first}{PDI}; "
+        f"closest: {FSI}{closest}{PDI}, similarity 87%"
+    )
+    arabic = (
+        f"واحدة من 412 مشاركة متطابقة أو شبه متطابقة (حملة)؛ الأولى: {FSI}{first}{PDI}؛ "
+        f"الأقرب: {FSI}{closest}{PDI}، بنسبة تشابه 87٪"
+    )
+    lines = text.splitlines()
+    assert lines[3:5] == [english, arabic]  # after the title, before the details
+    assert lines[6].startswith("Reference")
+
+
+def test_an_arabic_campaign_member_reads_arabic_first_in_the_text_part() -> None:
+    lines = _in_campaign(support.ARABIC_SAMPLE).text.splitlines()
+    assert lines[3].startswith("واحدة من 412 مشاركة")
+    assert lines[4].startswith("One of 412 near-identical submissions (campaign)")
+
+
+def test_a_campaign_member_says_so_in_both_languages_at_the_top_of_the_html_part() -> None:
+    first, closest = support.submission(FIRST).reference, support.submission(CLOSEST).reference
+    html = _in_campaign(support.ARABIC_SAMPLE, size=412, similarity=0.8731).html
+    arabic = re.search(r'<p lang="ar" dir="rtl" style="[^"]*text-align:right;">(.*?)</p>', html)
+    english = re.search(r'<p lang="en" dir="ltr" style="[^"]*text-align:left;">(.*?)</p>', html)
+    assert arabic is not None
+    assert english is not None
+    assert arabic.group(1) == (
+        f'واحدة من 412 مشاركة متطابقة أو شبه متطابقة (حملة)؛ الأولى: <bdi dir="ltr">{first}</bdi>؛ '
+        f'الأقرب: <bdi dir="ltr">{closest}</bdi>، بنسبة تشابه 87٪'
+    )
+    assert english.group(1) == (
+        f'One of 412 near-identical submissions (campaign); first: <bdi dir="ltr">{first}</bdi>; '
+        f'closest: <bdi dir="ltr">{closest}</bdi>, similarity 87%'
+    )
+    # Near the top: right under the reference banner, the submission's language first.
+    assert html.index('<bdi dir="ltr">SADA-') < arabic.start() < english.start()
+    assert english.end() < html.index(">البيانات</span>")
+
+
+def test_a_campaign_member_carries_the_campaign_id_header() -> None:
+    composed = _in_campaign(support.ENGLISH_SAMPLE)
+    campaign = support.campaign_of(FIRST, similar_to=CLOSEST)
+    assert _reparsed(composed.message)["X-Sada-Campaign"] == campaign.campaign_id
+
+
+def test_a_submission_in_no_campaign_has_no_campaign_line_nor_header() -> None:
+    for raw in (support.ARABIC_SAMPLE, support.ENGLISH_SAMPLE):
+        composed = support.composer().compose(support.grouped(raw))
+        assert "X-Sada-Campaign" not in _reparsed(composed.message)
+        assert "near-identical" not in composed.text + composed.html
+        assert "متطابقة" not in composed.text + composed.html
+
+
+def test_the_campaign_line_is_the_same_for_a_unit_without_personal_data() -> None:
+    campaign = support.campaign_of(FIRST)
+    event = support.grouped(support.ARABIC_SAMPLE, campaign=campaign)
+    composed = support.composer(units=_no_personal_data_units()).compose(event)
+    assert "واحدة من 412 مشاركة" in composed.text
+    assert "البينة" not in composed.text + composed.html
+
+
+@pytest.mark.parametrize(
+    ("size", "members"),
+    [
+        (2, "مشاركتين متطابقتين أو شبه متطابقتين"),
+        (3, "3 مشاركات متطابقة أو شبه متطابقة"),
+        (10, "10 مشاركات متطابقة أو شبه متطابقة"),
+        (11, "11 مشاركة متطابقة أو شبه متطابقة"),
+        (100, "100 مشاركة متطابقة أو شبه متطابقة"),
+        (105, "105 مشاركات متطابقة أو شبه متطابقة"),
+        (412, "412 مشاركة متطابقة أو شبه متطابقة"),
+    ],
+)
+def test_the_arabic_count_agrees_with_the_number(size: int, members: str) -> None:
+    assert arabic_members(size) == members
+
+
+@pytest.mark.parametrize(
+    ("similarity", "percent"), [(1.0, 100), (0.9962, 99), (0.8731, 87), (0.4, 40), (0.4049, 40)]
+)
+def test_the_similarity_reads_as_a_whole_percentage_and_100_only_when_identical(
+    similarity: float, percent: int
+) -> None:
+    assert similarity_percent(similarity) == percent
 
 
 # --- the checked-in examples --------------------------------------------------------------

@@ -61,14 +61,14 @@ def contents(message: EmailMessage) -> list[tuple[str, str | None, str]]:
 
 
 def compose(raw: dict[str, Any], **changes: Any) -> Email:
-    return support.composer().compose(support.routed({**raw, **changes}))
+    return support.composer().compose(support.grouped({**raw, **changes}))
 
 
 # --- the whole message --------------------------------------------------------------------
 
 
 def test_an_arabic_submission_to_an_arabic_unit_parses_to_the_expected_headers() -> None:
-    event = support.routed(support.ARABIC_SAMPLE)
+    event = support.grouped(support.ARABIC_SAMPLE)
     composed = support.composer().compose(event)
     message = parsed(composed.data)
     assert list(message.keys()) == HEADERS
@@ -125,7 +125,7 @@ def test_every_header_line_is_ascii_crlf_and_at_most_78_characters() -> None:
 
 
 def test_a_repeat_is_the_same_bytes() -> None:
-    event = support.routed(support.ARABIC_SAMPLE)
+    event = support.grouped(support.ARABIC_SAMPLE)
     assert support.composer().compose(event).data == support.composer().compose(event).data
 
 
@@ -158,7 +158,7 @@ def test_routing_values_with_crlf_cannot_create_a_header() -> None:
         rules_version="0" * 64,
         reason="test",
     )
-    event = support.routed(support.submission(support.ARABIC_SAMPLE), decision)
+    event = support.grouped(support.submission(support.ARABIC_SAMPLE), decision)
     message = parsed(support.composer().compose(event).data)
     assert list(message.keys()) == HEADERS
     assert message["X-Sada-Rule"] == "rule X-Evil: 1"
@@ -173,7 +173,7 @@ def test_an_unknown_unit_with_crlf_is_refused_as_email_headerregistry_did() -> N
         rules_version="0" * 64,
         reason="test",
     )
-    event = support.routed(support.submission(support.ARABIC_SAMPLE), decision)
+    event = support.grouped(support.submission(support.ARABIC_SAMPLE), decision)
     with pytest.raises(ValueError, match="CR or LF"):
         support.composer().compose(event)
 
@@ -187,7 +187,7 @@ def test_an_unusable_mailbox_is_refused(mailbox: str) -> None:
     )
     with pytest.raises(ValueError, match="not a usable e-mail address"):
         support.composer().compose(
-            support.routed(support.submission(support.ENGLISH_SAMPLE), decision)
+            support.grouped(support.submission(support.ENGLISH_SAMPLE), decision)
         )
 
 
@@ -262,7 +262,7 @@ def test_a_non_ascii_mailbox_needs_smtputf8_and_reads_back() -> None:
         reason="t",
     )
     composed = support.composer().compose(
-        support.routed(support.submission(support.ENGLISH_SAMPLE), decision)
+        support.grouped(support.submission(support.ENGLISH_SAMPLE), decision)
     )
     assert composed.smtputf8
     # Raw UTF-8 in the header (RFC 6532), which Python's bytes parser leaves undecoded.
