@@ -43,9 +43,11 @@ KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT, SMTP_PORT = 29092, 29093, 27019, 1027
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 MONGO_URI = f"mongodb://127.0.0.1:{MONGO_PORT}/"
 MAILDIR = RUN / "mail"
-PORTS = {"intake": 28001, "router": 28002, "notifier": 28003, "archive": 28004}
+PORTS = {"intake": 28001, "router": 28002, "notifier": 28003, "archive": 28004, "campaigns": 28005}
 HTTP_SHARE = 0.1
-WATCHED = (topics.ACCEPTED, topics.ROUTED, topics.NOTIFICATIONS)
+# The grouped topic stands for "routed": keyed by submission id (the routed topic is keyed by
+# campaign scope), it is where the notifier reads, after the router and the campaigns service.
+WATCHED = (topics.ACCEPTED, topics.GROUPED, topics.NOTIFICATIONS)
 SENT_MARK = b'"event_type":"notification.sent"'
 SATURATED = 0.8
 """A step whose e-mailed rate falls below this share of the offered rate saturated the system."""
@@ -129,7 +131,7 @@ def archive_ready() -> bool:
 
 def cluster() -> harness.Cluster:
     """Return one process per service (the archive only once it exists)."""
-    names = ["intake", "router", "notifier"] + (["archive"] if archive_ready() else [])
+    names = ["intake", "router", "campaigns", "notifier"] + (["archive"] if archive_ready() else [])
     return harness.Cluster(
         [
             BenchService(
@@ -202,7 +204,7 @@ class Collector:
     async def _read(self) -> None:
         where = {
             topics.ACCEPTED: self.seen.accepted,
-            topics.ROUTED: self.seen.routed,
+            topics.GROUPED: self.seen.routed,
             topics.NOTIFICATIONS: self.seen.emailed,
         }
         while True:
