@@ -1,4 +1,5 @@
-# One image for the four Sada services: `docker run sada serve intake|router|notifier|archive`.
+# One image for the five Sada services:
+# `docker run sada serve intake|router|campaigns|notifier|archive`.
 #
 # Stage 1 resolves the locked dependencies with uv into /app/.venv; stage 2 copies the venv
 # and the source onto a clean python:3.11-slim and runs as an unprivileged user. The project
@@ -46,10 +47,10 @@ ENV PATH=/app/.venv/bin:$PATH \
     SADA_HTTP_HOST=0.0.0.0 \
     SADA_LOG_JSON=true
 USER ${SADA_UID}:${SADA_UID}
-EXPOSE 8001 8002 8003 8004
+EXPOSE 8001 8002 8003 8004 8005
 # /health answers 503 when a dependency is down; urlopen raises on it, so the check fails.
 # The port is SADA_HTTP_PORT, else the default of the service named on the command line.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os,urllib.request as r;a=open('/proc/1/cmdline','rb').read().split(b'\\0');p=os.environ.get('SADA_HTTP_PORT') or {b'intake':8001,b'router':8002,b'notifier':8003,b'archive':8004}.get(a[-2] if len(a)>1 else b'',8001);r.urlopen(f'http://127.0.0.1:{p}/health',timeout=4)"]
+    CMD ["python", "-c", "import os,urllib.request as r;a=open('/proc/1/cmdline','rb').read().split(b'\\0');p=os.environ.get('SADA_HTTP_PORT') or {b'intake':8001,b'router':8002,b'notifier':8003,b'archive':8004,b'campaigns':8005}.get(a[-2] if len(a)>1 else b'',8001);r.urlopen(f'http://127.0.0.1:{p}/health',timeout=4)"]
 ENTRYPOINT ["sada"]
 CMD ["serve", "intake"]

@@ -1,4 +1,4 @@
-"""The private stack of every part, and parts 3 and 4: the four services offered fixed rates.
+"""The private stack of every part, and parts 3 and 4: the five services offered fixed rates.
 
 The stack is `deploy/local/infra.sh` under `.run/bench` on its own ports (like the e2e suite's,
 but separate from it, since that suite stops brokers on purpose), so a developer's `make run`
@@ -10,8 +10,8 @@ Open loop: submission i is due at start + i/rate and is sent then, whether or no
 are done; its latency is measured from when it was *due*, so a stalled generator cannot hide
 queueing (no coordinated omission). "Emailed" is the Kafka timestamp of its `notification.sent`
 record (produced right after the SMTP server accepted the e-mail); "accepted" that of its
-`submission.accepted` record. Records are matched by key (every record is keyed by submission
-id), so nothing else on the topics is counted.
+`submission.accepted` record. Records are matched by submission id (the key, or for routed
+records, keyed by campaign scope, the id in the value), so nothing else on the topics is counted.
 """
 
 from __future__ import annotations
@@ -43,7 +43,13 @@ KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT, SMTP_PORT = 29092, 29093, 27019, 1027
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 MONGO_URI = f"mongodb://127.0.0.1:{MONGO_PORT}/"
 MAILDIR = RUN / "mail"
-PORTS = {"intake": 28001, "router": 28002, "notifier": 28003, "archive": 28004, "campaigns": 28005}
+PORTS = {
+    "intake": 28001,
+    "router": 28002,
+    "campaigns": 28005,
+    "notifier": 28003,
+    "archive": 28004,
+}
 HTTP_SHARE = 0.1
 # The grouped topic stands for "routed": keyed by submission id (the routed topic is keyed by
 # campaign scope), it is where the notifier reads, after the router and the campaigns service.
@@ -131,7 +137,8 @@ def archive_ready() -> bool:
 
 def cluster() -> harness.Cluster:
     """Return one process per service (the archive only once it exists)."""
-    names = ["intake", "router", "campaigns", "notifier"] + (["archive"] if archive_ready() else [])
+    names = ["intake", "router", "campaigns", "notifier"]
+    names += ["archive"] if archive_ready() else []
     return harness.Cluster(
         [
             BenchService(

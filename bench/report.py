@@ -162,7 +162,7 @@ def table(results: dict[str, Any]) -> str:
                 "Where the median latency goes (p50 of each stage):",
                 "",
                 "| offered/s | submit→accepted (intake) | accepted→routed (router) "
-                "| routed→emailed (notifier) |",
+                "| routed→emailed (campaigns, notifier) |",
                 "|---:|---:|---:|---:|",
             ]
             for step in stages:

@@ -11,6 +11,7 @@ output. Prints one line per finding and exits 1 if there is any. Needs only PyYA
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import runpy
@@ -22,7 +23,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"intake": 8001, "router": 8002, "notifier": 8003, "archive": 8004}
+SERVICES = {"intake": 8001, "router": 8002, "campaigns": 8005, "notifier": 8003, "archive": 8004}
 
 # Metrics the artifacts use before the code defines them (the lead adds them). Remove a name
 # once it exists: the check then holds it to the same rule as every other.
@@ -52,6 +53,40 @@ def check_topic_spec(partitions: dict[str, int]) -> Iterator[str]:
             f"deploy/config/topics.yaml lists {sorted(partitions)},"
             f" shared/topics.py has {sorted(topics)}"
         )
+
+
+def served_services() -> tuple[str, ...]:
+    """The services `sada serve` runs: the `SERVICES` tuple of shared/cli.py, read as text.
+
+    Read with `ast` rather than imported: the CLI imports typer and every service, and this
+    script runs in the tools venv with PyYAML only.
+    """
+    tree = ast.parse((ROOT / "shared" / "cli.py").read_text("utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "SERVICES" for t in node.targets
+        ):
+            return tuple(ast.literal_eval(node.value))
+    raise SystemExit("shared/cli.py: no SERVICES tuple")
+
+
+def check_services() -> Iterator[str]:
+    """Every service `sada serve` runs is deployed, alerted on and shown (and nothing else)."""
+    served = set(served_services())
+    if served != set(SERVICES):
+        yield f"shared/cli.py serves {sorted(served)}; this script checks {sorted(SERVICES)}"
+    alerts = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text("utf-8")
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "sada.json").read_text())
+    exprs = "\n".join(
+        target.get("expr", "")
+        for panel in dashboard.get("panels", [])
+        for target in panel.get("targets", [])
+    )
+    for where, text in (("alerts.yml SadaServiceDown", alerts), ("the dashboard's Up", exprs)):
+        found = re.search(r'\bup\{job=~"([a-z|]+)"\}', text)
+        jobs = set(found[1].split("|")) if found else set()
+        if jobs != served:
+            yield f"{where} watches {sorted(jobs)}, not every service {sorted(served)}"
 
 
 def check_compose(compose: dict[str, Any]) -> Iterator[str]:
@@ -168,7 +203,7 @@ def check_intake_replicas(production: list[dict[str, Any]]) -> Iterator[str]:
 
 
 def check_prometheus() -> Iterator[str]:
-    """Both scrape configs name the four services on their ports."""
+    """Both scrape configs name every service on its port."""
     for file, host in (("prometheus.yml", None), ("prometheus.local.yml", "127.0.0.1")):
         config = yaml.safe_load((ROOT / "deploy" / "prometheus" / file).read_text("utf-8"))
         jobs = {
@@ -267,6 +302,7 @@ def main(argv: list[str]) -> int:
     production = load_yaml_docs(production_yaml)
     findings = [
         *check_topic_spec(per_topic),
+        *check_services(),
         *(
             [f"deploy/config/topics.yaml: partition counts differ {sorted(counts)}; one per group"]
             if len(counts) > 1

@@ -22,6 +22,7 @@ OUTPUT = ROOT / "docs" / "configuration.md"
 SERVICES = {
     "intake": ("services.intake.settings", "IntakeSettings"),
     "router": ("services.router.settings", "RouterSettings"),
+    "campaigns": ("services.campaigns.settings", "CampaignsSettings"),
     "notifier": ("services.notifier.settings", "NotifierSettings"),
     "archive": ("services.archive.settings", "ArchiveSettings"),
 }

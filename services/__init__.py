@@ -1,1 +1,1 @@
-"""The four Sada services, each its own process: intake, router, notifier and archive."""
+"""The five Sada services, each its own process: intake, router, campaigns, notifier, archive."""

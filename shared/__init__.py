@@ -1,4 +1,4 @@
 """Sada's own shared code: event contracts, settings, logging, metrics and client factories.
 
-Everything the four services agree on lives here once, so a contract change is one edit.
+Everything the five services agree on lives here once, so a contract change is one edit.
 """

@@ -9,9 +9,9 @@ from deploy/tools-requirements.txt. Regenerate the committed JSON after a change
 dashboards/sada.json is what this file generates. Grafana loads the JSON through
 provisioning/dashboards/sada.yaml; the datasource comes from provisioning/datasources/.
 
-Every query uses metrics that the services define (shared/kafka.py, services/*/metrics.py and
-services/router/routing.py); labels are the bounded sets those define (channel, unit, rule,
-code, outcome, service, topic).
+Every query uses metrics that the services define (shared/kafka.py, services/*/metrics.py,
+services/router/routing.py and services/campaigns/decisions.py); labels are the bounded sets
+those define (channel, unit, rule, code, outcome, service, topic, partition).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "dashboards" / "sada.json"
 UID = "sada-overview"
 DATASOURCE = dash_models.DataSourceRef(type_val="prometheus", uid="${datasource}")
-SERVICES = "intake|router|notifier|archive"
+SERVICES = "intake|router|campaigns|notifier|archive"
 
 
 def query(expr: str, legend: str = "", ref: str = "A") -> prom.Dataquery:
@@ -88,12 +88,14 @@ def series(title: str, description: str, *, unit: str, stacked: bool = False) ->
 
 
 def build() -> dash.Dashboard:
-    """The whole dashboard: flow, notifications, Kafka and services."""
+    """The whole dashboard: flow, campaigns, notifications, Kafka and services."""
     datasource = dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
     return (
         dash.Dashboard("Sada")
         .uid(UID)
-        .description("Sada: submissions in, routing, e-mails to the units, Kafka health.")
+        .description(
+            "Sada: submissions in, routing, campaigns, e-mails to the units, Kafka health."
+        )
         .tags(["sada"])
         .editable()
         .time("now-6h", "now")
@@ -167,6 +169,60 @@ def build() -> dash.Dashboard:
                     "sum by (unit, rule) (increase(sada_routing_decisions_total[$__range]))",
                     "{{unit}} / {{rule}}",
                 ).instant()
+            )
+        )
+        # ---- campaigns ------------------------------------------------------------------
+        .with_row(dash.Row("Campaigns"))
+        .with_panel(
+            series(
+                "Campaign decisions per minute by outcome",
+                "Each routed submission joins a campaign as an identical copy, as a"
+                " near-identical one, or none (the first of its text in its scope).",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (outcome) (rate(sada_campaign_decisions_total[$__rate_interval])) * 60",
+                    "{{outcome}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Campaigns lag by partition",
+                "Routed events campaigns has not grouped yet; every e-mail waits for it"
+                " (SadaCampaignsBehind). Routed events are keyed by campaign scope: one"
+                " partition far behind the others is a hot scope, which more replicas do not"
+                " speed up.",
+                unit="short",
+            ).with_target(
+                query(
+                    'max by (topic, partition) (sada_consumer_lag{service="campaigns"})',
+                    "{{topic}} / {{partition}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Scopes held in memory",
+                "Scopes (a draft law, or a unit's rolling window) each replica holds in memory;"
+                " at most SADA_CAMPAIGN_SCOPES_HELD, the least recently used forgotten first.",
+                unit="short",
+            ).with_target(query("sum by (instance) (sada_campaign_scopes_held)", "{{instance}}"))
+        )
+        .with_panel(
+            series(
+                "Scope loads per minute",
+                "Scopes rebuilt from MongoDB: a start, a rebalance, or a scope forgotten to make"
+                " room. Loads that never settle mean too few scopes held for the traffic.",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (instance) "
+                    "(rate(sada_campaign_scope_loads_total[$__rate_interval])) * 60",
+                    "{{instance}}",
+                )
             )
         )
         # ---- notifications --------------------------------------------------------------

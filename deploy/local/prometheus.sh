@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prometheus for `make run`: scrapes the four services on 127.0.0.1 and evaluates the alerts.
+# Prometheus for `make run`: scrapes the five services on 127.0.0.1 and evaluates the alerts.
 # The server comes from Debian's `prometheus` package (installed on first use, like promtool).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -22,9 +22,10 @@ WHERE = f"""
 Sada is starting. Where everything listens (127.0.0.1 only):
   intake API     http://127.0.0.1:8001/v1/submissions   (docs: /docs; demo key: local-<channel>-key)
   router         http://127.0.0.1:8002/health
+  campaigns      http://127.0.0.1:8005/health
   notifier       http://127.0.0.1:8003/health
   archive API    http://127.0.0.1:8004/v1/submissions   (docs: /docs; local token: see README)
-  metrics        http://127.0.0.1:800[1-4]/metrics
+  metrics        http://127.0.0.1:800[1-5]/metrics
   Prometheus     http://127.0.0.1:9090   (alerts: /alerts)
   Kafka          127.0.0.1:9092          FerretDB  mongodb://127.0.0.1:27017/
   SMTP sink      127.0.0.1:1025          mail stored in {RUN / "mail"} (Maildir)

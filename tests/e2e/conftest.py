@@ -1,4 +1,4 @@
-"""The e2e installation: isolated infrastructure, six service processes, and a results table.
+"""The e2e installation: isolated infrastructure, eight service processes, and a results table.
 
 Each test records a row (fault, inputs, lost, duplicates, recovery time); at the end of the
 session the rows become `docs/reliability.md` and the README's results block, so the table a

@@ -308,7 +308,8 @@ async def prove(
             proof.wrong_unit.append(sid)
         failed = MAILBOX[item.unit] in failing_mailboxes
         outcome = "notification.failed" if failed else "notification.sent"
-        if not {"submission.accepted", "submission.routed", outcome} <= by_submission[sid]:
+        stages = {"submission.accepted", "submission.routed", "submission.grouped", outcome}
+        if not stages <= by_submission[sid]:
             proof.incomplete_timeline.append(sid)
         messages = mail.get(snapshot["reference"], [])
         if failed:

@@ -2,7 +2,7 @@
 
 The e2e suite stops brokers and kills services on purpose, so it never touches the
 infrastructure other tests share: `deploy/local/infra.sh` runs a second Kafka, FerretDB and
-SMTP sink under `.run/e2e` on their own ports, and the four services run as real processes
+SMTP sink under `.run/e2e` on their own ports, and the five services run as real processes
 (`sada serve <service>`) pointed at them.
 """
 
@@ -139,18 +139,20 @@ class Service:
 
 @dataclass
 class Cluster:
-    """The four services, with two replicas of the router and the notifier."""
+    """The five services, with two replicas of the router, campaigns and the notifier."""
 
     services: list[Service] = field(default_factory=list)
 
     @classmethod
     def build(cls) -> Cluster:
-        """Lay out the processes: intake, 2 routers, 2 notifiers, archive."""
+        """Lay out the processes: intake, 2 routers, 2 campaigns, 2 notifiers, archive."""
         logs = E2E_RUN / "logs"
         layout = [
             ("intake", 18001),
             ("router", 18002),
             ("router", 18012),
+            ("campaigns", 18005),
+            ("campaigns", 18015),
             ("notifier", 18003),
             ("notifier", 18013),
             ("archive", 18004),

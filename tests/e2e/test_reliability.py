@@ -137,12 +137,12 @@ async def test_hostile_inputs_are_rejected_or_neutralised_and_good_traffic_still
 
 
 async def _kill_each_service(cluster: Cluster) -> float:
-    """SIGKILL intake, one router, one notifier and the archive in turn; restart each.
+    """SIGKILL intake, a router, a campaigns, a notifier and the archive in turn; restart each.
 
     Each is restarted 3 s after its kill and the next kill follows 2 s later, so restarts
     overlap the next outage; returns the slowest time from a restart to a healthy service.
     """
-    targets = [("intake", 0), ("router", 1), ("notifier", 1), ("archive", 0)]
+    targets = [("intake", 0), ("router", 1), ("campaigns", 1), ("notifier", 1), ("archive", 0)]
     restarts: list[tuple[harness.Service, float]] = []
     for name, index in targets:
         service = [s for s in cluster if s.name == name][index]
@@ -189,7 +189,10 @@ async def _failed_notifications_counted(cluster: Cluster) -> float:
 
 FAULTS: dict[str, tuple[Fault, bool]] = {
     # name: (fault, duplicates allowed: only the notifier's documented crash window)
-    "SIGKILL intake, router#2, notifier#2, archive in turn": (_kill_each_service, True),
+    "SIGKILL intake, router#2, campaigns#2, notifier#2, archive in turn": (
+        _kill_each_service,
+        True,
+    ),
     "Kafka broker stopped and restarted": (_infra_outage("kafka", 5), False),
     "FerretDB stopped for 20 s": (_infra_outage("ferretdb", 20), False),
     "SMTP sink stopped for 20 s": (_infra_outage("smtp", 20), False),
@@ -412,8 +415,8 @@ POISONED: dict[str, tuple[str, str, bytes, list[str]]] = {
     ),
     "poison record during a 90 s SMTP outage": (
         "smtp",
-        topics.ROUTED,  # the notifier (held by the outage) and the archive read it
-        b'{"event_type": "submission.routed"}',
+        topics.GROUPED,  # the notifier (held by the outage) and the archive read it
+        b'{"event_type": "submission.grouped"}',
         ["archive", "notifier"],
     ),
 }
@@ -426,7 +429,7 @@ async def test_a_poison_record_during_a_90_s_outage_is_dead_lettered_once(
     """A dependency is down for 90 s while a record no service can read arrives mid-stream.
 
     The poison record shares its batches with live records (the archive's batches mix every
-    topic; the notifier's hold the routed events sent meanwhile), so isolating it meets the
+    topic; the notifier's hold the grouped events sent meanwhile), so isolating it meets the
     outage, which must rewind the batch, never commit it: 0 lost, 0 duplicates, and the record
     dead-lettered exactly once by each service that reads it, however often its batch came back.
     """

@@ -29,7 +29,7 @@ CACHE = Path(os.environ.get("SADA_CACHE_DIR", infra.ROOT / ".cache"))
 KUSTOMIZE = CACHE / "bin" / "kustomize"
 OVERLAY = infra.ROOT / "deploy" / "k8s" / "overlays" / "production"
 COMPOSE_FILE = infra.ROOT / "docker-compose.yml"
-SERVICES = ("intake", "router", "notifier", "archive")
+SERVICES = ("intake", "router", "campaigns", "notifier", "archive")
 CHANNEL = "istitlaa"  # the channel the generated intake key belongs to
 
 # host:port of the infrastructure in the two files -> where the local stand-in listens.

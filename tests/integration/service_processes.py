@@ -1,4 +1,4 @@
-"""The four services as real `sada serve` processes with a given environment, and one submission.
+"""The five services as real `sada serve` processes with a given environment, and one submission.
 
 Used by the tests that start Sada from its deployment files: each process gets only the
 environment it is given (plus PATH and the like), so nothing of the test's own shell leaks in.

@@ -1,6 +1,6 @@
 """Sada starts from its production deployment files, and handles a submission end to end.
 
-For `docker-compose.yml` and for the rendered production Kustomize overlay, each of the four
+For `docker-compose.yml` and for the rendered production Kustomize overlay, each of the five
 services gets the environment the file gives it (secrets generated, infrastructure mapped to
 the local stand-ins: tests/integration/production_configs.py), runs as `sada serve SERVICE`,
 becomes ready, and one submission sent to intake's HTTP door with the configured API key ends

@@ -167,7 +167,7 @@ def test_a_new_event_that_names_no_topic_fails_loudly(monkeypatch: pytest.Monkey
 
 
 def test_every_topic_a_service_reads_is_in_the_contract() -> None:
-    # FastStream's own AsyncAPI of the four services' brokers (built, never connected)
+    # FastStream's own AsyncAPI of the five services' brokers (built, never connected)
     with contracts.local_defaults():
         brokers = service_brokers()
     read = AsyncAPI(*brokers).to_specification().to_jsonable()["channels"]
@@ -179,6 +179,8 @@ def test_every_topic_a_service_reads_is_in_the_contract() -> None:
 def service_brokers() -> list[KafkaBroker]:
     from services.archive.app import build as archive
     from services.archive.settings import ArchiveSettings
+    from services.campaigns.app import build as campaigns
+    from services.campaigns.settings import CampaignsSettings
     from services.intake.app import build as intake
     from services.intake.settings import IntakeSettings
     from services.notifier.app import build as notifier
@@ -188,7 +190,12 @@ def service_brokers() -> list[KafkaBroker]:
 
     archive_broker = KafkaBroker(KafkaSettings().bootstrap_servers)
     archive(ArchiveSettings(), broker=archive_broker)
-    apps = [intake(IntakeSettings()), router(RouterSettings()), notifier(NotifierSettings())]
+    apps = [
+        intake(IntakeSettings()),
+        router(RouterSettings()),
+        campaigns(CampaignsSettings()),
+        notifier(NotifierSettings()),
+    ]
     return [archive_broker, *(app.state.broker for app in apps)]
 
 

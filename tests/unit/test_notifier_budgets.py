@@ -72,7 +72,7 @@ def test_every_deployment_outlives_the_notifiers_graceful_stop_with_margin() -> 
 def test_compose_waits_as_long_as_kubernetes_before_killing_a_service() -> None:
     (compose,) = _documents(ROOT / "docker-compose.yml")
     needed = shutdown_seconds(NotifierSettings()) + MARGIN_SECONDS
-    for name in ("intake", "router", "notifier", "archive"):
+    for name in ("intake", "router", "campaigns", "notifier", "archive"):
         assert _seconds(compose["services"][name]["stop_grace_period"]) >= needed, name
 
 
