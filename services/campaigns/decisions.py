@@ -194,6 +194,7 @@ class Campaigns:
             raise
         for scope, change in changes.items():
             self._held[scope] = change.after
+        self._evict()
         for label, n in tally.items():
             DECISIONS.labels(label).inc(n)
         for scope, cut in self._expire_due(changes.values(), datetime.now(UTC)):
@@ -222,6 +223,14 @@ class Campaigns:
         await self._state.load(scope, position, self._store)
         LOADS.inc()
         self._held[scope] = position
+        HELD.set(len(self._held))
+
+    def _evict(self) -> None:
+        """Forget the least recently used scopes beyond `max_scopes`.
+
+        Only between batches: a batch may touch more scopes than that, and a scope it loaded
+        must stay until its decisions are saved.
+        """
         while len(self._held) > self._max_scopes:
             oldest, _ = self._held.popitem(last=False)
             self._store.forget(oldest)

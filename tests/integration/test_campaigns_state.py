@@ -61,8 +61,8 @@ async def db() -> AsyncIterator[Database]:
         await client.close()
 
 
-def campaigns(store: Any) -> Campaigns:
-    return Campaigns(store, producer=PRODUCER, topic="grouped")
+def campaigns(store: Any, *, max_scopes: int = 16) -> Campaigns:
+    return Campaigns(store, producer=PRODUCER, topic="grouped", max_scopes=max_scopes)
 
 
 def batches(routed: list[events.SubmissionRouted]) -> list[list[Record]]:
@@ -116,6 +116,19 @@ async def test_two_consumers_taking_turns_decide_as_one_process_would(
     published: dict[str, events.SubmissionGrouped] = {}
     for n, batch in enumerate(batches(routed)):
         published |= decided(await (first if n % 2 == 0 else second).decide(batch))
+    assert_as_one_process(published, routed, expected)
+
+
+async def test_a_process_holding_fewer_scopes_than_a_batch_touches_decides_the_same(
+    db: Database,
+    routed: list[events.SubmissionRouted],
+    expected: dict[str, Grouping],
+) -> None:
+    # One scope held at a time: every batch touches several, each reloaded when needed again.
+    service = campaigns(db.state(), max_scopes=1)
+    published: dict[str, events.SubmissionGrouped] = {}
+    for batch in batches(routed):
+        published |= decided(await service.decide(batch))
     assert_as_one_process(published, routed, expected)
 
 
