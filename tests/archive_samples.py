@@ -12,12 +12,23 @@ from shared import events, ids
 from shared.events import Producer
 from shared.kafka import Record
 from shared.models import Kind, Reason, Submission, Submitter
+from shared.scopes import campaign_scope
 
 PRODUCER = Producer(service="test", version="1")
 
 
+LEGISLATION_REF = "MOJ-DRAFT-2026-003"
+BODY = "أرى أن تمديد المدة يحقق العدالة. a.harbi@example.sa"
+
+
 def submission(
-    channel: str = "istitlaa", kind: Kind = Kind.OPINION, *, ref: str | None = None
+    channel: str = "istitlaa",
+    kind: Kind = Kind.OPINION,
+    *,
+    ref: str | None = None,
+    legislation_ref: str | None = LEGISLATION_REF,
+    subject: str = "مشروع نظام الإثبات",
+    body: str = BODY,
 ) -> Submission:
     """Return a normalised submission with personal data in it (as real ones have)."""
     channel_ref = ref or f"T-{uuid.uuid4().hex[:12]}"
@@ -26,9 +37,9 @@ def submission(
         channel=channel,
         channel_ref=channel_ref,
         kind=kind,
-        legislation_ref="MOJ-DRAFT-2026-003",
-        subject="مشروع نظام الإثبات",
-        body="أرى أن تمديد المدة يحقق العدالة. a.harbi@example.sa",
+        legislation_ref=legislation_ref,
+        subject=subject,
+        body=body,
         submitter=Submitter(name="عبدالله الحربي", email="a.harbi@example.sa"),
         submitted_at=datetime(2026, 11, 25, 7, 0, tzinfo=UTC),
         submission_id=sid,
@@ -69,6 +80,51 @@ def routed(sub: Submission, unit: str = "legislations_office") -> events.Submiss
         reference=sub.reference,
         payload=events.RoutedPayload(submission=sub, decision=decision),
         discriminator="routed",
+        producer=PRODUCER,
+    )
+
+
+CAMPAIGN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:sada:campaign").bytes
+"""As the campaigns service names campaigns (docs/campaigns.md, "The decision")."""
+
+
+def member(
+    first: Submission,
+    size: int,
+    *,
+    unit: str = "legislations_office",
+    similar_to: Submission | None = None,
+) -> events.CampaignMembership:
+    """Return the campaign membership of the `size`-th member of the campaign `first` founded."""
+    scope = campaign_scope(first.legislation_ref, unit)
+    return events.CampaignMembership(
+        campaign_id=ids.uuid5(CAMPAIGN_NAMESPACE, f"{scope}\x1f{first.submission_id}"),
+        size=size,
+        first_reference=first.reference,
+        first_submission_id=first.submission_id,
+        similar_to=(similar_to or first).reference,
+        similarity=1.0 if similar_to is None else 0.8,
+    )
+
+
+def grouped(
+    sub: Submission,
+    campaign: events.CampaignMembership | None = None,
+    unit: str = "legislations_office",
+) -> events.SubmissionGrouped:
+    """Return the campaigns service's decision on `sub`: the campaign it joined, or none."""
+    decision = routed(sub, unit).payload.decision
+    return events.build(
+        events.SubmissionGrouped,
+        submission_id=sub.submission_id,
+        reference=sub.reference,
+        payload=events.GroupedPayload(
+            submission=sub,
+            decision=decision,
+            scope=campaign_scope(sub.legislation_ref, unit),
+            campaign=campaign,
+        ),
+        discriminator="grouped",
         producer=PRODUCER,
     )
 

@@ -1,10 +1,11 @@
-"""The read-only audit API: `/v1/submissions`, a submission's timeline, verify, and export.
+"""The read-only audit API: submissions, a timeline, verify, export, and campaigns.
 
 Each bearer token names a client with scopes (`clients.py`). Every read is answered only after
 its `archive.accessed` event is stored (`access.py`): client, endpoint, submission, parameters.
 Event contents (a timeline's events, the export's lines) carry personal data only for clients
 with the `personal_data` scope; others get them redacted (`personal_data.py`). Listings and
-verification carry no personal data at all.
+verification carry no personal data at all, except a campaign's representative text, served
+only with that scope.
 
 Every query parameter is a typed value (an enum, an identifier matching a pattern, an aware
 datetime, a bounded integer), so nothing a caller sends can become a MongoDB operator. Errors
@@ -25,7 +26,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
 
-from services.archive import audit, reads
+from services.archive import audit, campaigns, reads
 from services.archive.access import Access, AccessLog, AccessLogUnavailableError
 from services.archive.chain import BreakKind
 from services.archive.clients import READ, ApiClient, ApiClients
@@ -41,6 +42,7 @@ KEY = (
     r"|[Ss][Aa][Dd][Aa]-[0-9A-Za-z]{4}-[0-9A-Za-z]{4})$"
 )
 CURSOR = r"^[A-Za-z0-9_-]{1,400}$"
+LEGISLATION_REF = r"^[^\x00-\x1f\x7f]{1,64}$"
 
 SubmissionKey = Annotated[
     str,
@@ -106,6 +108,59 @@ class SubmissionPage(BaseModel):
     """One page of a listing."""
 
     items: list[SubmissionView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class CampaignMember(BaseModel):
+    """A member of a campaign, by its identifiers."""
+
+    submission_id: str
+    reference: str = Field(description="The human reference code.")
+
+
+class Representative(CampaignMember):
+    """The member that stands for a campaign: its first (docs/campaigns.md).
+
+    Its text is the one every near-identical member was compared with.
+    """
+
+    subject: str | None = Field(
+        default=None, description="Its subject as submitted; only with `personal_data`."
+    )
+    body: str | None = Field(
+        default=None, description="Its text as submitted; only with `personal_data`."
+    )
+    redacted: bool = Field(
+        description="True when the client has no `personal_data` scope: the text is left out "
+        "and the reference stands for it."
+    )
+
+
+class CampaignView(BaseModel):
+    """A campaign: near-identical submissions of one scope, as the archive has heard of it."""
+
+    campaign_id: str = Field(description="UUIDv5 of the scope and the first member's id.")
+    scope: str = Field(description="`legislation:<ref>`, else `unit:<unit>`.")
+    legislation_ref: str | None = Field(default=None, description="The draft law, if any.")
+    unit: str | None = Field(default=None, description="The unit (of a `unit:` scope).")
+    size: int = Field(
+        description="Members, the first included: the largest size a member's grouped event "
+        "reported (each reports the size when it joined)."
+    )
+    first_member: CampaignMember = Field(description="The member that founded the campaign.")
+    representative: Representative
+    created_at: datetime | None = Field(
+        default=None, description="When the archive first heard of the campaign."
+    )
+    last_seen_at: datetime | None = Field(
+        default=None, description="When the latest member known was grouped."
+    )
+
+
+class CampaignPage(BaseModel):
+    """One page of campaigns, largest first."""
+
+    items: list[CampaignView]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
 
 
@@ -354,7 +409,93 @@ def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> A
         )
         return StreamingResponse(lines, media_type="application/x-ndjson")
 
+    @router.get(
+        "/campaigns", summary="Campaigns of a draft law or a unit", response_model=CampaignPage
+    )
+    async def list_campaigns(
+        client: Caller,
+        legislation_ref: Annotated[
+            str | None,
+            Query(
+                pattern=LEGISLATION_REF,
+                description="The draft law's reference: its campaigns (scope "
+                "`legislation:<ref>`). Give this or `unit`.",
+                examples=["MOJ-DRAFT-2026-003"],
+            ),
+        ] = None,
+        unit: Annotated[
+            str | None,
+            Query(
+                pattern=IDENTIFIER,
+                description="A unit: its campaigns of submissions without a `legislation_ref` "
+                "(scope `unit:<unit>`). Give this or `legislation_ref`.",
+                examples=["voice_of_customer"],
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=reads.MAX_LIMIT)] = 50,
+        cursor: Annotated[str | None, Query(pattern=CURSOR)] = None,
+    ) -> CampaignPage:
+        """Campaigns of near-identical submissions in one scope, largest first (then by id).
+
+        Each has its size, its first member and a representative: the first member, whose
+        subject and body are included only for a client with the `personal_data` scope (others
+        get its reference, `redacted: true`). A campaign's size is what its members' grouped
+        events reported, so it may grow between two pages: a page is a consistent read, the
+        listing as a whole is not a snapshot.
+        """
+        if (legislation_ref is None) == (unit is None):
+            raise HTTPException(422, "give either legislation_ref or unit")
+        try:
+            after = campaigns.decode_cursor(cursor) if cursor else None
+        except campaigns.BadCursorError:
+            raise HTTPException(422, "cursor is not valid") from None
+        page = await reads.list_campaigns(
+            store,
+            campaigns.scope_of(legislation_ref, unit),
+            after,
+            limit,
+            personal_data=client.personal_data,
+        )
+        given: dict[str, object] = dict(
+            legislation_ref=legislation_ref, unit=unit, limit=limit, cursor=cursor
+        )
+        await accesses.record(
+            client, "/v1/campaigns", personal_data=client.personal_data, query=given
+        )
+        return CampaignPage(
+            items=[
+                _campaign(doc, page.texts, personal_data=client.personal_data) for doc in page.items
+            ],
+            next_cursor=campaigns.encode_cursor(page.next) if page.next else None,
+        )
+
     return router
+
+
+def _campaign(
+    doc: dict[str, Any], texts: Mapping[str, campaigns.Text], *, personal_data: bool
+) -> CampaignView:
+    first = CampaignMember(
+        submission_id=str(doc.get("first_submission_id")),
+        reference=str(doc.get("first_reference")),
+    )
+    text = texts.get(first.submission_id) if personal_data else None
+    return CampaignView(
+        campaign_id=doc["_id"],
+        scope=doc.get("scope", ""),
+        legislation_ref=doc.get("legislation_ref"),
+        unit=doc.get("unit"),
+        size=doc.get("size", 0),
+        first_member=first,
+        representative=Representative(
+            **first.model_dump(),
+            subject=text.subject if text else None,
+            body=text.body if text else None,
+            redacted=not personal_data,
+        ),
+        created_at=doc.get("created_at"),
+        last_seen_at=doc.get("last_seen_at"),
+    )
 
 
 def _verify_view(report: audit.ChainReport) -> VerifyView:

@@ -12,8 +12,10 @@ Appending without reading (the write path's only reads resolve duplicate keys):
    position to another replica or a stale head: the unique `(submission_id, seq)` index said so;
    the head is re-read and the event re-chained in the next round;
 5. insert the status snapshots of what was appended (and of what was found already archived,
-   which heals a crash between the two writes).
-The batch runner commits the offsets only after `archive` returns, i.e. after both are durable.
+   which heals a crash between the two writes);
+6. upsert the campaigns the batch's grouped events name (one idempotent upsert per campaign,
+   repeated events included for the same reason: `campaigns.py`).
+The batch runner commits the offsets only after `archive` returns, i.e. after all are durable.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from services.archive import metrics
+from services.archive import campaigns, metrics
 from services.archive.chain import Anchor, Head, seal
 from services.archive.projection import ChainCache, ChainState, snapshot, state_from_store
 from services.archive.records import Entry, read
@@ -66,6 +68,9 @@ class Archiver:
             started = time.perf_counter()
             await batch.project(appended, repeated)
             metrics.WRITE_SECONDS.labels("submissions").observe(time.perf_counter() - started)
+            started = time.perf_counter()
+            if await batch.campaigns(appended, repeated):
+                metrics.WRITE_SECONDS.labels("campaigns").observe(time.perf_counter() - started)
         finally:
             batch.release()  # heads only ever advance on a successful insert: always true
         for topic, count in Counter(entry.topic for entry, _ in appended).items():
@@ -198,6 +203,30 @@ class _Batch:
         await self._store.insert_snapshots(docs)
         for state, rank, status_at in written:
             state.best_rank, state.revision, state.status_at = rank, state.known, status_at
+
+    async def campaigns(
+        self,
+        appended: list[tuple[Entry, Anchor]],
+        repeated: list[tuple[Entry, Anchor | None]],
+    ) -> bool:
+        """Upsert the campaigns named by the batch's grouped events; return whether any were.
+
+        Repeated events count, as for the snapshots; an event whose id sits on another chain
+        (no anchor) does not.
+        """
+        known = [entry for entry, anchor in repeated if anchor is not None]
+        members = [
+            entry.campaign
+            for entry in [*(entry for entry, _ in appended), *known]
+            if entry.campaign is not None
+        ]
+        if not members:
+            return False
+        merged = campaigns.changes(members)
+        await self._store.upsert_campaigns(
+            [(m.campaign_id, campaigns.update(m, self._now)) for m in merged]
+        )
+        return True
 
 
 def _anchor(doc: Document, chain: str) -> Anchor | None:

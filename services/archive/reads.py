@@ -1,8 +1,9 @@
-"""The read side of the audit API: listings with cursors, a submission's timeline, the export.
+"""The read side of the audit API: listings with cursors, a timeline, the export, campaigns.
 
 A listing shows each submission once, by its *current* snapshot (the highest rank and revision):
 snapshots matching the filters are read in keyset order and any that another supersedes is
-skipped.
+skipped. The campaign listing is one read of the `campaigns` projection, plus, for a client
+with the `personal_data` scope only, one read of the first members' events for their text.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from services.archive import campaigns
+from services.archive.campaigns import CampaignPosition, Text
 from services.archive.personal_data import redact
 from services.archive.projection import current, snapshot_order
 from services.archive.records import STATUS_OF, canonical_json
@@ -87,6 +90,42 @@ async def list_submissions(
             exhausted = True
             break
     return Page(items, None if exhausted else after)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignListing:
+    """One page of campaigns, the representatives' texts (with scope only), where to go on."""
+
+    items: list[Document]
+    texts: dict[str, Text]
+    """First member's submission id -> its text; empty for a client without `personal_data`."""
+    next: CampaignPosition | None
+
+
+async def list_campaigns(
+    store: ArchiveStore,
+    scope: str,
+    after: CampaignPosition | None,
+    limit: int,
+    *,
+    personal_data: bool,
+) -> CampaignListing:
+    """Return a page of `scope`'s campaigns, largest first, then by id.
+
+    One more campaign than asked is read to know whether a next page exists, so the last page
+    has no cursor. The first members' texts are read only for a client allowed to see them:
+    one query for the page (on FerretDB, a scan of `events`; never one per campaign).
+    """
+    found = await store.list_campaigns(scope, after, limit + 1)
+    items = found[:limit]
+    texts: dict[str, Text] = {}
+    if personal_data and items:
+        firsts = sorted({str(doc.get("first_submission_id")) for doc in items})
+        texts = campaigns.representative_text(await store.chain_events(firsts))
+    after = None
+    if len(found) > limit and items:
+        after = CampaignPosition(int(items[-1]["size"]), str(items[-1]["_id"]))
+    return CampaignListing(items, texts, after)
 
 
 @dataclass(frozen=True, slots=True)

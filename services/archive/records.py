@@ -7,6 +7,10 @@
 - A raw receipt (`feedback.submissions.v1`) has no submission id yet; it becomes a
   `submission.received` entry keyed by its Kafka position (`ids.position_id`). Intake's
   accepted/rejected events carry that position as `payload.source`, which links the two chains.
+- A `submission.grouped` event (the campaigns service's decision) is a link of its submission's
+  chain like every other, with the status `grouped` (between routed and the notification, which
+  the notifier sends from it); when it names a campaign, the entry carries that membership for
+  the `campaigns` projection (`campaigns.py`).
 - A `message.redriven` event (`sada deadletter redrive`) goes on its dead letter's chain.
 - A record on the dead-letter topic that is not a dead-letter event is archived as
   `message.unreadable` instead of being dead-lettered again, which would loop forever. Should
@@ -28,6 +32,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
+from services.archive.campaigns import Membership, membership
 from services.archive.settings import ArchiveTopics
 from services.archive.status import RANK, RecordType, Status
 from shared import events, ids
@@ -45,6 +50,7 @@ STATUS_OF: Final[dict[str, Status]] = {
     "submission.accepted": Status.ACCEPTED,
     "submission.rejected": Status.REJECTED,
     "submission.routed": Status.ROUTED,
+    "submission.grouped": Status.GROUPED,
     "notification.sent": Status.NOTIFIED,
     "notification.failed": Status.NOTIFICATION_FAILED,
     "notification.deferred": Status.NOTIFICATION_DEFERRED,
@@ -92,6 +98,8 @@ class Entry:
     occurred_at: datetime
     canonical: str
     facts: Facts
+    campaign: Membership | None = None
+    """The campaign a `submission.grouped` event says its submission joined, if any."""
 
 
 def read(record: Record, topics: ArchiveTopics) -> Entry:
@@ -124,6 +132,7 @@ def read(record: Record, topics: ArchiveTopics) -> Entry:
         occurred_at=event.occurred_at,
         canonical=canonical_json(data),
         facts=_facts(event, topics),
+        campaign=membership(event) if isinstance(event, events.SubmissionGrouped) else None,
     )
 
 
@@ -152,10 +161,10 @@ def raw_string(raw: bytes) -> tuple[str, str]:
 def _facts(event: events.AnyEvent, topics: ArchiveTopics) -> Facts:
     status = STATUS_OF[event.event_type]
     match event:
-        case events.SubmissionAccepted() | events.SubmissionRouted():
+        case events.SubmissionAccepted() | events.SubmissionRouted() | events.SubmissionGrouped():
             sub = event.payload.submission
             unit = rule = None
-            if isinstance(event, events.SubmissionRouted):
+            if isinstance(event, events.SubmissionRouted | events.SubmissionGrouped):
                 unit, rule = event.payload.decision.unit, event.payload.decision.rule_id
             receipt = None
             if isinstance(event, events.SubmissionAccepted):

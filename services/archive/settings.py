@@ -20,6 +20,10 @@ class ArchiveTopics(BaseModel):
     accepted: str = Field(default=topics.ACCEPTED, description="submission.accepted events.")
     rejected: str = Field(default=topics.REJECTED, description="submission.rejected events.")
     routed: str = Field(default=topics.ROUTED, description="submission.routed events.")
+    grouped: str = Field(
+        default=topics.GROUPED,
+        description="submission.grouped events (campaign membership; the `campaigns` projection).",
+    )
     notifications: str = Field(
         default=topics.NOTIFICATIONS, description="notification.sent / .failed events."
     )
@@ -32,6 +36,7 @@ class ArchiveTopics(BaseModel):
             self.accepted,
             self.rejected,
             self.routed,
+            self.grouped,
             self.notifications,
             self.deadletter,
         )

@@ -14,16 +14,22 @@ class Status(StrEnum):
     REJECTED = "rejected"
     ACCEPTED = "accepted"
     ROUTED = "routed"
+    GROUPED = "grouped"
     NOTIFICATION_DEFERRED = "notification_deferred"
     NOTIFICATION_FAILED = "notification_failed"
     NOTIFIED = "notified"
 
 
 RANK: Final[dict[Status, int]] = {status: rank for rank, status in enumerate(Status)}
-"""received 0 < deadlettered 1 < rejected 2 < accepted 3 < routed 4 < notification_deferred 5 <
-notification_failed 6 < notified 7. Every status has its own rank, so "the highest-ranked
-snapshot" is one document. Snapshots stored before `notification_deferred` existed carry the
-ranks of then (failed 5, notified 6): readers order snapshots by their `status` (`rank_of`)."""
+"""received 0 < deadlettered 1 < rejected 2 < accepted 3 < routed 4 < grouped 5 <
+notification_deferred 6 < notification_failed 7 < notified 8. Every status has its own rank, so
+"the highest-ranked snapshot" is one document. Snapshots stored before a status was added carry
+the ranks of then (before `notification_deferred`: failed 5, notified 6; before `grouped`:
+deferred 5, failed 6, notified 7): readers order snapshots by their `status` (`rank_of`).
+
+A new status is only ever inserted below the ones whose ranks it shifts, so an old snapshot's
+`_id` (`<submission>:<rank>:<revision>`) can only coincide with a new snapshot of a *lower*
+status: that insert is refused as a duplicate and the higher status stays current."""
 
 STATUS_AT: Final[dict[int, Status]] = {rank: status for status, rank in RANK.items()}
 """The status of each rank."""

@@ -9,6 +9,9 @@ What FerretDB 1.24 (SQLite backend) does, measured here, shapes every method:
 - Its duplicate-key errors carry code 11000 but neither `keyPattern` nor the index name, so an
   `_id` duplicate (a redelivery) cannot be told from a `(submission_id, seq)` one (a lost race)
   by the error: `find_events` tells them apart.
+- The one exception to insert-only is the small `campaigns` projection (`campaigns.py`): one
+  idempotent upsert (`$setOnInsert`, `$max`) per campaign a batch mentions, in one unordered
+  `bulk_write`; the collection holds campaigns, not members.
 MongoDB 7+ runs the same calls with its indexes; no transactions, no `$lookup`, no TTL.
 """
 
@@ -19,11 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
+from services.archive.campaigns import CampaignPosition, listing_filter
 from services.archive.status import RecordType, Status
-from shared.mongo import insert_ordered, insert_unordered
+from shared.mongo import DUPLICATE_KEY, insert_ordered, insert_unordered
+from shared.retry import TransientError
 
 Document = dict[str, Any]
 
@@ -48,6 +54,14 @@ SNAPSHOT_INDEXES = (
 )
 """Query indexes: one per query the API serves (a chain, a reference, an export range, and each
 list filter with the cursor's sort key `created_at`, `_id` behind it)."""
+CAMPAIGN_INDEXES = (
+    IndexModel([("scope", ASCENDING), ("size", DESCENDING), ("_id", ASCENDING)], name="list"),
+)
+"""The campaign listing: one scope, largest first, the cursor's `_id` behind it."""
+
+CAMPAIGN_WRITE_CHUNK = 20
+"""Upserts per `update` command: far below the 100 that wedge FerretDB 1.24 (`upsert_campaigns`),
+with room for other replicas' commands and every other read sharing its connection pool."""
 
 QueryIndexes = Literal["auto", "always", "never"]
 
@@ -125,6 +139,14 @@ class ArchiveStore(Protocol):
     def all_snapshots(self) -> AsyncIterator[Document]:
         """Yield every snapshot ordered by chain (`submission_id`), as `all_events` orders them."""
 
+    async def upsert_campaigns(self, updates: Sequence[tuple[str, Document]]) -> None:
+        """Apply each (campaign id, update) as an upsert; the updates are idempotent."""
+
+    async def list_campaigns(
+        self, scope: str, after: CampaignPosition | None, limit: int
+    ) -> list[Document]:
+        """Return up to `limit` campaigns of `scope` after `after`, largest first, then by id."""
+
 
 def snapshot_filter(query: SnapshotQuery, after: Position | None) -> Document:
     """Return the MongoDB filter of a listing; values are enums, identifiers and datetimes."""
@@ -175,6 +197,7 @@ class MongoArchiveStore:
         db = client[database]
         self.events: AsyncCollection[Document] = db["events"]
         self.submissions: AsyncCollection[Document] = db["submissions"]
+        self.campaigns: AsyncCollection[Document] = db["campaigns"]
 
     async def ensure_indexes(self) -> None:
         """Create the chain index and, where they serve queries, the query indexes (idempotent).
@@ -189,7 +212,11 @@ class MongoArchiveStore:
             (self.events, (CHAIN_INDEX,))
         ]
         if await self.wants_query_indexes():
-            wanted += [(self.events, EVENT_INDEXES), (self.submissions, SNAPSHOT_INDEXES)]
+            wanted += [
+                (self.events, EVENT_INDEXES),
+                (self.submissions, SNAPSHOT_INDEXES),
+                (self.campaigns, CAMPAIGN_INDEXES),
+            ]
         for collection, models in wanted:
             existing = await collection.index_information()
             for model in models:
@@ -307,3 +334,52 @@ class MongoArchiveStore:
         )
         async for doc in cursor:
             yield doc
+
+    async def upsert_campaigns(self, updates: Sequence[tuple[str, Document]]) -> None:
+        """Apply each (campaign id, update) as an upsert: unordered `bulk_write`s of a few each.
+
+        At most `CAMPAIGN_WRITE_CHUNK` statements per command, because FerretDB 1.24 keeps each
+        statement's read of an existing document open until its whole `update` command ends,
+        from a pool of 100 SQLite connections per database: a command of 100 such statements
+        (or several commands adding up to it) waits forever for a connection and wedges the
+        database for every client until FerretDB restarts (measured here: 99 passed, 100 hung;
+        four concurrent commands of 50 hung). MongoDB has no such limit; the chunks cost it a
+        few round trips.
+
+        Two replicas creating one campaign at once may both try the insert; the loser gets a
+        duplicate key (MongoDB retries such an upsert itself; FerretDB may not), and its update
+        is applied again, now to the existing document: the updates are idempotent.
+        """
+        for start in range(0, len(updates), CAMPAIGN_WRITE_CHUNK):
+            await self._upsert_campaigns(updates[start : start + CAMPAIGN_WRITE_CHUNK])
+
+    async def _upsert_campaigns(self, updates: Sequence[tuple[str, Document]]) -> None:
+        pending = list(updates)
+        for _ in range(3):
+            if not pending:
+                return
+            requests = [UpdateOne({"_id": cid}, change, upsert=True) for cid, change in pending]
+            try:
+                await self.campaigns.bulk_write(requests, ordered=False)
+            except BulkWriteError as exc:
+                details = exc.details
+                if details.get("writeConcernErrors"):
+                    raise TransientError("write concern not satisfied") from exc
+                errors = details.get("writeErrors", [])
+                if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                    raise
+                pending = [pending[int(error["index"])] for error in errors]
+                continue
+            return
+        raise TransientError("campaign upserts kept colliding")
+
+    async def list_campaigns(
+        self, scope: str, after: CampaignPosition | None, limit: int
+    ) -> list[Document]:
+        """Return up to `limit` campaigns of `scope` after `after`, largest first, then by id."""
+        cursor = (
+            self.campaigns.find(listing_filter(scope, after))
+            .sort([("size", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]

@@ -9,18 +9,24 @@ from typing import Any
 
 from pymongo.errors import AutoReconnect
 
+from services.archive.campaigns import CampaignPosition
 from services.archive.store import Position, SnapshotQuery
 
 Document = dict[str, Any]
 
 
 class InMemoryArchiveStore:
-    """Events unique by `_id` and by (submission_id, seq); snapshots unique by `_id`."""
+    """Events unique by `_id` and by (submission_id, seq); snapshots unique by `_id`.
+
+    Campaigns are upserted with the two operators the archive uses, `$setOnInsert` and `$max`.
+    """
 
     def __init__(self) -> None:
         self.events: dict[str, Document] = {}
         self.slots: set[tuple[str, int]] = set()
         self.submissions: dict[str, Document] = {}
+        self.campaigns: dict[str, Document] = {}
+        self.campaign_writes = 0
         self.down = False
         self.inserts = 0
         self.reads = 0
@@ -146,3 +152,32 @@ class InMemoryArchiveStore:
         self._check()
         for doc in sorted(self.submissions.values(), key=lambda d: d["submission_id"]):
             yield copy.deepcopy(doc)
+
+    async def upsert_campaigns(self, updates: Sequence[tuple[str, Document]]) -> None:
+        self._check()
+        for campaign_id, change in updates:
+            if set(change) - {"$setOnInsert", "$max"}:
+                raise AssertionError(f"operator the fake does not know: {sorted(change)}")
+            self.campaign_writes += 1
+            doc = self.campaigns.get(campaign_id)
+            if doc is None:
+                doc = {"_id": campaign_id, **copy.deepcopy(change.get("$setOnInsert", {}))}
+                self.campaigns[campaign_id] = doc
+            for name, value in change.get("$max", {}).items():
+                if name not in doc or value > doc[name]:
+                    doc[name] = value
+
+    async def list_campaigns(
+        self, scope: str, after: CampaignPosition | None, limit: int
+    ) -> list[Document]:
+        self._check()
+        found = sorted(
+            (
+                d
+                for d in self.campaigns.values()
+                if d.get("scope") == scope
+                and (after is None or (-d["size"], d["_id"]) > (-after.size, after.id))
+            ),
+            key=lambda d: (-d["size"], d["_id"]),
+        )
+        return [copy.deepcopy(d) for d in found[:limit]]

@@ -80,6 +80,7 @@ async def test_every_topic_lands_in_the_archive(
     raw = samples.raw_submission()
     await _publish(broker, topics.SUBMISSIONS, raw)
     sid = await _lifecycle(broker)
+    await _publish(broker, topics.GROUPED, samples.encode(samples.grouped(samples.submission())))
     await _publish(broker, topics.REJECTED, samples.encode(samples.rejected()))
     await _publish(broker, topics.DEADLETTER, samples.encode(samples.dead_letter("x.v1", 0, 1)))
     by_topic = {d["topic"] for d in store.events.values()}

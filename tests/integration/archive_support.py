@@ -27,17 +27,20 @@ from tests import infra
 
 TOKEN = "integration-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+READER = {"Authorization": "Bearer integration-reader-token"}
+"""A client with the `read` scope only: personal data redacted."""
 Document = dict[str, Any]
 
 
 async def private_topics(partitions: int = 3) -> ArchiveTopics:
-    """Create six topics no other test uses and return them as the archive's topics."""
+    """Create the archive's topics, named so no other test uses them, and return them."""
     prefix = infra.unique("it-archive")
     names = ArchiveTopics(
         submissions=f"{prefix}.submissions",
         accepted=f"{prefix}.accepted",
         rejected=f"{prefix}.rejected",
         routed=f"{prefix}.routed",
+        grouped=f"{prefix}.grouped",
         notifications=f"{prefix}.notifications",
         deadletter=f"{prefix}.deadletter",
     )
@@ -74,6 +77,9 @@ def settings_for(
         api_clients=(
             ApiClientConfig(
                 name="it-auditor", token=SecretStr(TOKEN), scopes=("read", "personal_data")
+            ),
+            ApiClientConfig(
+                name="it-reader", token=SecretStr("integration-reader-token"), scopes=("read",)
             ),
         ),
         verify_interval_seconds=0,

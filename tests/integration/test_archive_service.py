@@ -22,7 +22,7 @@ KAFKA = {"event_type": {"$ne": "archive.accessed"}}
 """Events that came from Kafka (the API's own reads are archived as `archive.accessed`)."""
 
 
-async def test_all_six_topics_land_and_a_submission_shows_its_receipt_and_lifecycle() -> None:
+async def test_every_topic_lands_and_a_submission_shows_its_receipt_and_lifecycle() -> None:
     names = await private_topics()
     settings = settings_for(names)
     client = mongo(settings)
@@ -40,16 +40,17 @@ async def test_all_six_topics_land_and_a_submission_shows_its_receipt_and_lifecy
                 [
                     (names.accepted, samples.encode(samples.accepted(sub, source)), key),
                     (names.routed, samples.encode(samples.routed(sub)), key),
+                    (names.grouped, samples.encode(samples.grouped(sub)), key),
                     (names.notifications, samples.encode(samples.notified(sub)), key),
                     (names.rejected, samples.encode(samples.rejected()), None),
                     (names.deadletter, samples.encode(samples.dead_letter("x", 0, 1)), None),
                 ]
             )
 
-            async def six() -> bool:
-                return await db.events.count_documents({}) == 6
+            async def seven() -> bool:
+                return await db.events.count_documents({}) == 7
 
-            await eventually(six)
+            await eventually(seven)
             assert set(await db.events.distinct("topic")) == set(names.all())
             assert all(isinstance(d["event"], str) for d in await db.events.find({}).to_list())
 
@@ -62,6 +63,7 @@ async def test_all_six_topics_land_and_a_submission_shows_its_receipt_and_lifecy
                 "submission.received",
                 "submission.accepted",
                 "submission.routed",
+                "submission.grouped",
                 "notification.sent",
             ]
             assert body["timeline"][0]["event"]["raw"] == raw.decode()

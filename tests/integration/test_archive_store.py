@@ -1,13 +1,18 @@
-"""The archive's store on the real FerretDB: what its duplicate-key errors say, and indexes."""
+"""The archive's store on the real FerretDB: what its duplicate-key errors say, indexes, and
+the campaigns projection's upserts and listing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo.errors import BulkWriteError
 
-from services.archive.store import MongoArchiveStore
+from services.archive import campaigns
+from services.archive.campaigns import CampaignPosition, Membership
+from services.archive.store import CAMPAIGN_WRITE_CHUNK, MongoArchiveStore
 from shared.mongo import DUPLICATE_KEY, make_client
 from shared.settings import MongoSettings
 from tests import infra
@@ -109,3 +114,83 @@ async def test_query_indexes_for_every_listing_are_created_when_asked_and_idempo
         "list_channel",
         "list_kind",
     } <= names
+    assert "list" in await store.campaigns.index_information()
+
+
+AT = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+def _member(
+    campaign: str, size: int, scope: str = "legislation:L-1"
+) -> tuple[str, dict[str, object]]:
+    member = Membership(
+        campaign_id=campaign,
+        scope=scope,
+        size=size,
+        first_submission_id=f"first-of-{campaign}",
+        first_reference="SADA-0000-0001",
+        legislation_ref=scope.removeprefix("legislation:"),
+        unit="legislations_office",
+        occurred_at=AT + timedelta(seconds=size),
+    )
+    return campaign, campaigns.update(member, AT + timedelta(minutes=size))
+
+
+async def test_campaign_upserts_keep_the_largest_size_and_what_was_first_inserted(
+    store: MongoArchiveStore,
+) -> None:
+    for size in (3, 2, 5, 5, 4):  # out of order, one twice
+        await store.upsert_campaigns([_member("c-1", size)])
+    doc = await store.campaigns.find_one({"_id": "c-1"})
+    assert doc is not None
+    assert (doc["size"], doc["last_seen_at"], doc["created_at"]) == (
+        5,
+        AT + timedelta(seconds=5),
+        AT + timedelta(minutes=3),
+    )
+    assert (doc["scope"], doc["first_submission_id"], doc["legislation_ref"]) == (
+        "legislation:L-1",
+        "first-of-c-1",
+        "L-1",
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_a_batch_naming_more_campaigns_than_ferretdb_can_update_in_one_command_is_written(
+    store: MongoArchiveStore,
+) -> None:
+    # One `update` command of 100 statements on existing documents wedges FerretDB 1.24.
+    ids = [f"c-{n:03d}" for n in range(150)]
+    await store.upsert_campaigns([_member(cid, 2) for cid in ids])
+    await asyncio.wait_for(store.upsert_campaigns([_member(cid, 3) for cid in ids]), 60)
+    assert CAMPAIGN_WRITE_CHUNK < 100
+    assert await store.campaigns.count_documents({"size": 3}) == 150
+
+
+async def test_replicas_creating_one_campaign_at_once_make_one_document(
+    store: MongoArchiveStore,
+) -> None:
+    batches = [[_member(f"c-{n}", size) for n in range(10)] for size in (2, 3, 4, 5)]
+    await asyncio.gather(*(store.upsert_campaigns(batch) for batch in batches))
+    docs = await store.campaigns.find({}).to_list()
+    assert sorted((d["_id"], d["size"]) for d in docs) == [(f"c-{n}", 5) for n in range(10)]
+
+
+async def test_campaigns_are_listed_by_scope_largest_first_then_by_id_in_pages(
+    store: MongoArchiveStore,
+) -> None:
+    sizes = {"c-a": 2, "c-b": 7, "c-c": 3, "c-d": 7, "c-e": 2}
+    await store.upsert_campaigns([_member(cid, size) for cid, size in sizes.items()])
+    await store.upsert_campaigns([_member("c-x", 9, scope="unit:voice_of_customer")])
+    expected = [("c-b", 7), ("c-d", 7), ("c-c", 3), ("c-a", 2), ("c-e", 2)]
+    seen: list[tuple[str, int]] = []
+    after = None
+    while True:
+        page = await store.list_campaigns("legislation:L-1", after, 2)
+        seen += [(d["_id"], d["size"]) for d in page]
+        if len(page) < 2:
+            break
+        after = CampaignPosition(page[-1]["size"], page[-1]["_id"])
+    assert seen == expected
+    other = await store.list_campaigns("unit:voice_of_customer", None, 10)
+    assert [d["_id"] for d in other] == ["c-x"]
