@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
@@ -18,6 +18,12 @@ from shared.settings import MongoSettings
 
 Document = dict[str, Any]
 DUPLICATE_KEY: Final = 11000
+UPDATES_PER_COMMAND: Final = 20
+"""Update statements per `update` command. FerretDB 1.24 keeps each statement's read of an
+existing document open until the whole command ends, from a pool of 100 SQLite connections per
+database: a command of 100 such statements (or several concurrent ones adding up to it) waits
+forever and wedges the database for every client until FerretDB restarts (measured: 99 passed,
+100 hung). 20 leaves room for other replicas and reads; MongoDB pays a few round trips."""
 
 
 def make_client(settings: MongoSettings, *, app_name: str) -> AsyncMongoClient[Document]:
@@ -87,3 +93,13 @@ async def insert_ordered(collection: AsyncCollection[Document], docs: Sequence[D
             raise
         return int(errors[0]["index"])
     return len(docs)
+
+
+async def bulk_write_chunked(
+    collection: AsyncCollection[Document], requests: Sequence[UpdateOne]
+) -> None:
+    """Apply update requests unordered, `UPDATES_PER_COMMAND` per command (see there why)."""
+    for start in range(0, len(requests), UPDATES_PER_COMMAND):
+        await collection.bulk_write(
+            list(requests[start : start + UPDATES_PER_COMMAND]), ordered=False
+        )

@@ -28,7 +28,7 @@ from pymongo.errors import BulkWriteError
 
 from services.archive.campaigns import CampaignPosition, listing_filter
 from services.archive.status import RecordType, Status
-from shared.mongo import DUPLICATE_KEY, insert_ordered, insert_unordered
+from shared.mongo import DUPLICATE_KEY, UPDATES_PER_COMMAND, insert_ordered, insert_unordered
 from shared.retry import TransientError
 
 Document = dict[str, Any]
@@ -59,7 +59,7 @@ CAMPAIGN_INDEXES = (
 )
 """The campaign listing: one scope, largest first, the cursor's `_id` behind it."""
 
-CAMPAIGN_WRITE_CHUNK = 20
+CAMPAIGN_WRITE_CHUNK = UPDATES_PER_COMMAND
 """Upserts per `update` command: far below the 100 that wedge FerretDB 1.24 (`upsert_campaigns`),
 with room for other replicas' commands and every other read sharing its connection pool."""
 

@@ -44,7 +44,7 @@ from services.campaigns.grouping import (
     campaign_id,
     new_minhash,
 )
-from shared.mongo import Document, insert_unordered
+from shared.mongo import Document, bulk_write_chunked, insert_unordered
 from shared.retry import TransientError
 
 SCOPES: Final = "campaign_scopes"
@@ -287,8 +287,7 @@ class MongoCampaignState:
             for change in changed
             for founder, (size, seq, seen_at) in change.sizes.items()
         ]
-        if sizes:
-            await self._db[SIZES].bulk_write(sizes, ordered=False)
+        await bulk_write_chunked(self._db[SIZES], sizes)
         decisions = [decision_document(c.scope, d) for c in changed for d in c.decisions]
         await insert_unordered(self._db[DECISIONS], decisions)
         for change in changed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -221,3 +222,23 @@ async def test_a_consumer_deciding_from_a_stale_position_is_fenced_off(
     with pytest.raises(ScopeConflictError):
         await store.save([behind])
     assert (await store.positions(["legislation:x"]))["legislation:x"] == Position(1, 0, 10)
+
+
+async def test_a_batch_touching_150_existing_campaigns_saves_without_wedging_ferretdb(
+    db: Database,
+) -> None:
+    # FerretDB 1.24 never answers an update command of 100 statements on existing documents
+    # (shared/mongo.py UPDATES_PER_COMMAND): the sizes go in small commands.
+    store, now, scope = db.state(), datetime.now(UTC), "legislation:many"
+    position = Position()
+    for round_ in (1, 2):
+        change = ScopeChanges(scope, position)
+        change.sizes = {f"founder-{n}": (round_ + 1, round_, now) for n in range(150)}
+        change.decisions.append(
+            Decided(f"e{round_}", round_, 0, round_, Grouping(scope, *[None] * 4))
+        )
+        async with asyncio.timeout(60):
+            await store.save([change])
+        position = change.after
+    sizes = db.client[db.name]["campaign_sizes"]
+    assert await sizes.count_documents({"scope": scope, "size": 3}) == 150
