@@ -98,8 +98,21 @@ async def insert_ordered(collection: AsyncCollection[Document], docs: Sequence[D
 async def bulk_write_chunked(
     collection: AsyncCollection[Document], requests: Sequence[UpdateOne]
 ) -> None:
-    """Apply update requests unordered, `UPDATES_PER_COMMAND` per command (see there why)."""
+    """Apply update requests unordered, `UPDATES_PER_COMMAND` per command (see there why).
+
+    A duplicate key from an upsert means another writer inserted the same document at the same
+    moment (MongoDB retries such an upsert itself; FerretDB may not): transient, since the retry
+    finds the document and updates it. A write-concern error is transient too.
+    """
     for start in range(0, len(requests), UPDATES_PER_COMMAND):
-        await collection.bulk_write(
-            list(requests[start : start + UPDATES_PER_COMMAND]), ordered=False
-        )
+        chunk = list(requests[start : start + UPDATES_PER_COMMAND])
+        try:
+            await collection.bulk_write(chunk, ordered=False)
+        except BulkWriteError as exc:
+            details = exc.details
+            errors = details.get("writeErrors", [])
+            if details.get("writeConcernErrors"):
+                raise TransientError("write concern not satisfied") from exc
+            if errors and all(error.get("code") == DUPLICATE_KEY for error in errors):
+                raise TransientError("a concurrent upsert inserted the same document") from exc
+            raise
