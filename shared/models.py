@@ -108,6 +108,20 @@ class RawSubmission(SubmissionFields):
     )
 
 
+class ConsultationMark(Frozen):
+    """What intake found of the consultation a `legislation_ref` names (docs/consultations.md)."""
+
+    registered: bool = Field(
+        description="False when `legislation_ref` names no project of the registry: accepted "
+        "anyway (public input is never dropped), and shown as unregistered."
+    )
+    late: bool = Field(
+        default=False,
+        description="Sent (`submitted_at`) after the project's `closes_at`: accepted, marked, and "
+        "the Office decides.",
+    )
+
+
 class Submission(SubmissionFields):
     """A validated, normalised submission with its stable identity."""
 
@@ -117,6 +131,11 @@ class Submission(SubmissionFields):
     reference: str = Field(description="Short human code a citizen can quote, e.g. SADA-7K3M-Q9XD.")
     language: Language = Field(description="Given by the channel or detected from the text.")
     received_at: datetime = Field(description="When intake accepted it (UTC).")
+    consultation: ConsultationMark | None = Field(
+        default=None,
+        description="Set when `legislation_ref` is: whether the project is registered, and "
+        "whether the submission came after it closed.",
+    )
 
 
 class Reason(Frozen):
