@@ -150,7 +150,9 @@ async def test_accepted_samples_are_routed_with_unit_explanation_and_ids() -> No
         line, sub = by_id[routed.submission_id]
         routed_by_line[line] = routed
         decision = routed.payload.decision
-        assert key == sub.submission_id.encode()
+        ref = sub.legislation_ref
+        scope = f"legislation:{ref}" if ref else f"unit:{decision.unit}"
+        assert key == scope.encode()  # one campaigns consumer owns a scope
         assert (decision.unit, decision.rule_id) == EXPECTED[line]
         assert decision.mailbox == rules.units[decision.unit].mailbox
         assert decision.rules_version == rules.version
