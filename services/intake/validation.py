@@ -479,7 +479,9 @@ def _check_consultation(
             f"the consultation opens at {consultation.opens_at.isoformat()}; views are "
             "accepted from then",
         )
-    return ConsultationMark(registered=True, late=sent > consultation.closes_at)
+    if sent > consultation.closes_at:
+        return ConsultationMark(registered=True, late=True, closes_at=consultation.closes_at)
+    return ConsultationMark(registered=True)
 
 
 def _registered(ref: str, consultations: Mapping[str, Consultation]) -> Consultation | None:

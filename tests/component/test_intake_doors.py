@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -346,6 +347,7 @@ ANSWERS = [
     {"question_id": "article_12", "answer": "support"},
     {"question_id": "clarity", "answer": "4"},
 ]
+CLOSED = datetime(2026, 11, 30, 20, 59, 59, tzinfo=UTC)
 CONSULTATION_REJECTIONS: dict[str, tuple[dict[str, Any], str]] = {
     "consultation_not_open": (
         {"legislation_ref": "MOJ-DRAFT-2027-002"},
@@ -398,12 +400,15 @@ async def test_each_consultation_reason_is_given_by_both_doors(
 @pytest.mark.parametrize(
     ("changes", "mark"),
     [
-        ({"answers": ANSWERS}, {"registered": True, "late": False}),
+        ({"answers": ANSWERS}, {"registered": True, "late": False, "closes_at": None}),
         (
             {"legislation_ref": "MOJ-DRAFT-2026-007", "submitted_at": "2026-12-01T08:00:00+03:00"},
-            {"registered": True, "late": True},
+            {"registered": True, "late": True, "closes_at": CLOSED},
         ),
-        ({"legislation_ref": "MOJ-DRAFT-2026-999"}, {"registered": False, "late": False}),
+        (
+            {"legislation_ref": "MOJ-DRAFT-2026-999"},
+            {"registered": False, "late": False, "closes_at": None},
+        ),
         ({"legislation_ref": None}, None),
     ],
     ids=["in-time", "late", "unregistered", "no-ref"],

@@ -92,7 +92,9 @@ def test_views_sent_after_the_project_closed_are_accepted_and_marked_late() -> N
     late = raw(
         COMMENT, legislation_ref="MOJ-DRAFT-2026-007", submitted_at="2026-12-01T00:00:00+03:00"
     )
-    assert accepted(late).submission.consultation == ConsultationMark(registered=True, late=True)
+    assert accepted(late).submission.consultation == ConsultationMark(
+        registered=True, late=True, closes_at=REGISTRY["MOJ-DRAFT-2026-007"].closes_at
+    )
 
 
 def test_the_last_second_of_the_window_is_in_time() -> None:
@@ -278,4 +280,8 @@ def test_intake_check_reports_a_project_not_yet_open() -> None:
 def test_intake_check_prints_the_mark_of_an_accepted_submission() -> None:
     code, printed = check(raw(COMMENT, legislation_ref="MOJ-DRAFT-2026-007"))
     assert code == 0
-    assert printed["consultation"] == {"registered": True, "late": True}
+    assert printed["consultation"] == {
+        "registered": True,
+        "late": True,
+        "closes_at": "2026-11-30T23:59:59+03:00",
+    }
