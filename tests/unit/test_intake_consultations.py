@@ -13,6 +13,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from deploy.local import demo
 from services.intake.validation import CODES, Accepted, Rejected, validate
 from shared.cli import app as sada
 from shared.consultations import load_consultations
@@ -284,4 +285,25 @@ def test_intake_check_prints_the_mark_of_an_accepted_submission() -> None:
         "registered": True,
         "late": True,
         "closes_at": "2026-11-30T23:59:59+03:00",
+    }
+
+
+# --- make demo -----------------------------------------------------------------------------
+
+
+def test_the_demo_sends_answers_in_time_late_and_unregistered_and_each_new_reason() -> None:
+    marks = [demo.mark_of(item, CHANNELS, REGISTRY) for item in demo.questionnaire("T")]
+    assert marks == ["in time", "in time", "late", "unregistered"]
+    codes = {
+        reason.code
+        for item in demo.broken("T")
+        for reason in demo.expected(item, CHANNELS, REGISTRY).reasons
+    }
+    assert codes >= {
+        "consultation_not_open",
+        "unknown_question",
+        "missing_required_answer",
+        "invalid_choice",
+        "not_a_number",
+        "answer_out_of_range",
     }
