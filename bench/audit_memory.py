@@ -52,6 +52,7 @@ from services.intake.outcomes import Destinations, outcome_of
 from services.router import config as rules_config
 from services.router.routing import routed_event
 from shared import events
+from shared.consultations import load_consultations
 from shared.directory import load_channels
 from shared.kafka import Record
 from shared.mongo import make_client
@@ -83,6 +84,7 @@ def _record(topic: str, offset: int, value: bytes, key: bytes | None = None) -> 
 def batches(run: str, submissions: int, size: int) -> Iterator[list[list[Record]]]:
     """Yield, per `size` submissions, their records by topic: receipts, accepted, routed, sent."""
     channels = frozenset(load_channels())
+    consultations = load_consultations()
     config = rules_config.load(
         rules_config.RULES_PATH,
         units_path=rules_config.UNITS_PATH,
@@ -101,6 +103,7 @@ def batches(run: str, submissions: int, size: int) -> Iterator[list[list[Record]
             outcome = outcome_of(
                 raw,
                 channels=channels,
+                consultations=consultations,
                 now=datetime.now(UTC),
                 door="kafka",
                 source=source,

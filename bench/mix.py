@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.intake.outcomes import Destinations, outcome_of
+from shared.consultations import load_consultations
 from shared.directory import load_channels
 from shared.events import Producer
 from shared.kafka import Outgoing
@@ -23,6 +24,7 @@ INTAKE = Producer(service="intake", version="bench")
 def accepted_events(run: str, count: int, topic: str) -> list[Outgoing]:
     """Return `count` `submission.accepted` records for `topic`, validated as intake does."""
     channels = frozenset(load_channels())
+    consultations = load_consultations()
     to = Destinations(accepted=topic, rejected=f"{topic}.rejected")
     now = datetime.now(UTC)
     items = workload.build(run, count, resubmit_share=0.0)
@@ -30,6 +32,7 @@ def accepted_events(run: str, count: int, topic: str) -> list[Outgoing]:
         outcome_of(
             item.encoded(),
             channels=channels,
+            consultations=consultations,
             now=now,
             door="http" if item.door == "http" else "kafka",
             source=None,

@@ -22,6 +22,7 @@ COMMAND_GROUPS: dict[str, str] = {
     "audit": "services.archive.cli",
     "deadletter": "shared.deadletter_cli",
     "campaigns": "services.campaigns.cli",
+    "consultations": "shared.consultations_cli",
 }
 
 app = typer.Typer(

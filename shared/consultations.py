@@ -8,6 +8,7 @@ An invalid file is refused at start with `file:line: problem` (`shared.config.lo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,8 @@ from pydantic import (
     Field,
     HttpUrl,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -75,9 +78,11 @@ class Question(_Strict):
             raise ValueError(f"question {self.id!r}: a {self.type} question needs 2+ options")
         if not choice and self.options:
             raise ValueError(f"question {self.id!r}: only choice questions have options")
-        ids = [option.id for option in self.options]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"question {self.id!r}: option ids must be unique")
+        repeated = _repeated(option.id for option in self.options)
+        if repeated:
+            raise ValueError(
+                f"question {self.id!r}: option ids must be unique; repeated: {', '.join(repeated)}"
+            )
         if self.type is QuestionType.SCALE:
             if self.min is None or self.max is None or self.min >= self.max:
                 raise ValueError(f"question {self.id!r}: a scale needs min < max")
@@ -103,14 +108,22 @@ class Consultation(_Strict):
     link: HttpUrl | None = Field(default=None, description="The project's public page.")
     questions: tuple[Question, ...] = Field(default=(), description="The questionnaire.")
 
-    @model_validator(mode="after")
-    def _window_and_ids(self) -> Self:
-        if self.closes_at <= self.opens_at:
-            raise ValueError(f"consultation {self.ref!r}: closes_at must be after opens_at")
-        ids = [question.id for question in self.questions]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"consultation {self.ref!r}: question ids must be unique")
-        return self
+    @field_validator("closes_at")
+    @classmethod
+    def _closes_after_it_opens(cls, closes_at: datetime, info: ValidationInfo) -> datetime:
+        # A field validator, so the error names the `closes_at` line, not the project's first.
+        opens_at = info.data.get("opens_at")
+        if opens_at is not None and closes_at <= opens_at:
+            raise ValueError("closes_at must be after opens_at")
+        return closes_at
+
+    @field_validator("questions")
+    @classmethod
+    def _unique_question_ids(cls, questions: tuple[Question, ...]) -> tuple[Question, ...]:
+        repeated = _repeated(question.id for question in questions)
+        if repeated:
+            raise ValueError(f"question ids must be unique; repeated: {', '.join(repeated)}")
+        return questions
 
     def question(self, question_id: str) -> Question | None:
         """Return the question with `question_id`, if any."""
@@ -126,12 +139,24 @@ class ConsultationsFile(_Strict):
 
     consultations: tuple[Consultation, ...] = Field(default=())
 
-    @model_validator(mode="after")
-    def _unique_refs(self) -> Self:
-        refs = [c.ref for c in self.consultations]
-        if len(set(refs)) != len(refs):
-            raise ValueError("consultation refs must be unique")
-        return self
+    @field_validator("consultations")
+    @classmethod
+    def _unique_refs(cls, consultations: tuple[Consultation, ...]) -> tuple[Consultation, ...]:
+        repeated = _repeated(consultation.ref for consultation in consultations)
+        if repeated:
+            raise ValueError(f"consultation refs must be unique; repeated: {', '.join(repeated)}")
+        return consultations
+
+
+def _repeated(values: Iterable[str]) -> list[str]:
+    """Return the values that occur more than once, in order of their second occurrence."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for value in values:
+        if value in seen and value not in repeated:
+            repeated.append(value)
+        seen.add(value)
+    return repeated
 
 
 def load_consultations(path: Path | str = CONSULTATIONS_PATH) -> dict[str, Consultation]:

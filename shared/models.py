@@ -120,6 +120,12 @@ class ConsultationMark(Frozen):
         description="Sent (`submitted_at`) after the project's `closes_at`: accepted, marked, and "
         "the Office decides.",
     )
+    closes_at: AwareDatetime | None = Field(
+        default=None,
+        description="When late: the `closes_at` it was judged against, as the registry had it "
+        "then (a window may later be extended), so the e-mail and the archive can say when the "
+        "consultation closed without the registry.",
+    )
 
 
 class Submission(SubmissionFields):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from shared.events import (
     SubmissionGrouped,
     SubmissionRouted,
 )
-from shared.models import Submission
+from shared.models import ConsultationMark, Submission
 from shared.scopes import campaign_scope
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,7 +251,24 @@ def doc_emails() -> dict[Path, str]:
         DOCS / "email-ar.html": compose(grouped(ARABIC_SAMPLE)).html,
         DOCS / "email-en.html": compose(grouped(ENGLISH_SAMPLE)).html,
         DOCS / "email-ar-campaign.html": compose(grouped(member, campaign=campaign)).html,
+        DOCS / "email-ar-late.html": compose(grouped(late_example())).html,
     }
+
+
+def late_example() -> Submission:
+    """The Arabic sample, sent to the closed MOJ-DRAFT-2026-007 a day after it closed."""
+    closed = datetime(2026, 11, 30, 23, 59, 59, tzinfo=timezone(timedelta(hours=3)))
+    raw = {
+        **ARABIC_SAMPLE,
+        "channel_ref": "IST-2026-89310",
+        "legislation_ref": "MOJ-DRAFT-2026-007",
+        "subject": "مشروع تعديل اللائحة التنفيذية لنظام المحاكم التجارية",
+        "body": "أرجو النظر في ملاحظتي رغم انتهاء المدة: تعريف (المنشأة) يحتاج إلى ضبط.",
+        "attachments": [],
+        "submitted_at": "2026-12-01T09:30:00+03:00",
+    }
+    mark = ConsultationMark(registered=True, late=True, closes_at=closed)
+    return submission(raw).model_copy(update={"consultation": mark})
 
 
 if __name__ == "__main__":

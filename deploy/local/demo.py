@@ -3,9 +3,13 @@
 Half go to `feedback.submissions.v1` (as a channel producing to Kafka would), half to
 `POST /v1/submissions` with the channel's demo key. Then it asks the archive where each went
 and finds each unit's e-mail in the SMTP sink's Maildir, and prints one line per submission.
-A few broken inputs follow through both doors: each must come back rejected with the reason
-codes intake's own validation gives (the HTTP door answers 422 with them), be archived as
-rejected, and be e-mailed to nobody.
+Questionnaire answers to the example projects of the registry of consultations
+(`deploy/config/consultations.yaml`) follow: valid ones to the open project, a late one to the
+closed project and one to a project the registry does not know, each accepted and e-mailed with
+its consultation mark. A few broken inputs follow through both doors: each must come back
+rejected with the reason codes intake's own validation gives (the HTTP door answers 422 with
+them), be archived as rejected, and be e-mailed to nobody; among them answers that do not fit a
+questionnaire and views on a project not yet open. Last, each project's report URL.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -27,8 +31,10 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from services.intake.validation import Rejected, validate
+from services.intake.validation import Accepted, Rejected, validate
 from shared import ids, topics
+from shared.consultations import CONSULTATIONS_PATH, Consultation, load_consultations
+from shared.consultations_cli import window_state
 from shared.directory import CONFIG_DIR, load_channels
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +69,42 @@ def load(run: str) -> list[Input]:
     return inputs
 
 
+OPEN, CLOSED, NOT_YET_OPEN = "MOJ-DRAFT-2026-003", "MOJ-DRAFT-2026-007", "MOJ-DRAFT-2027-002"
+ANSWERED_AT = "2026-12-01T09:30:00+03:00"
+"""When the demo's questionnaire answers were sent: in the open project's window, a day after the
+closed project closed, two months before the third opens (fixed, so every run reads the same)."""
+
+
+def questionnaire(run: str) -> list[Input]:
+    """Return answers to the example projects that intake accepts, each with its mark."""
+
+    def doc(tag: str, ref: str, channel: str, answers: list[tuple[str, str]], **more: Any) -> bytes:
+        return json.dumps(
+            {"channel": channel, "channel_ref": f"DEMO-{run}-{tag}", "legislation_ref": ref,
+             "kind": "consultation_response", "submitted_at": ANSWERED_AT,
+             "answers": [{"question_id": q, "answer": a} for q, a in answers], **more},
+            ensure_ascii=False,
+        ).encode()  # fmt: skip
+
+    lq = "legislation_questionnaire"
+    return [
+        Input("kafka", doc("Q1", OPEN, lq, [
+            ("article_12", "support"), ("electronic_evidence", "e_signature,digital_records"),
+            ("clarity", "4"), ("remarks", "المدة المقترحة تراعي من يسكن بعيداً عن المحكمة."),
+        ]), lq, "answers, in time"),
+        Input("http", doc("Q2", OPEN, lq, [
+            ("article_12", "oppose"), ("electronic_evidence", "email, text_messages"),
+            ("clarity", "٢"),
+        ]), lq, "answers, in time"),
+        Input("http", doc("Q3", CLOSED, lq, [
+            ("q1", "partly"), ("q2", "وصلت متأخراً: أرجو النظر في تعريف (المنشأة)."),
+        ]), lq, "answers, late"),
+        Input("kafka", doc("Q4", "MOJ-DRAFT-2026-099", "istitlaa", [], kind="comment",
+                           body="ملاحظة على مشروع لم يُسجَّل بعد في سجل الاستطلاعات."),
+              "istitlaa", "unregistered project"),
+    ]  # fmt: skip
+
+
 def broken(run: str) -> list[Input]:
     """Return broken inputs unique to this demo run, each a mistake a real channel makes."""
     at = "2026-11-30T09:00:00+03:00"
@@ -79,15 +121,49 @@ def broken(run: str) -> list[Input]:
                           submitted_at="2099-01-01T00:00:00+03:00"), what="sent from the future"),
         Input("http", doc(channel="email", channel_ref=f"DEMO-{run}-X3", kind="opinion",
                           submitted_at=at), what="no body and no answers"),
+        Input("http", doc(channel="legislation_questionnaire", channel_ref=f"DEMO-{run}-X4",
+                          kind="consultation_response", legislation_ref=OPEN,
+                          submitted_at=ANSWERED_AT,
+                          answers=[{"question_id": "article_12", "answer": "maybe"},
+                                   {"question_id": "electronic_evidence", "answer": "fax"},
+                                   {"question_id": "clarity", "answer": "عشرة"}]),
+              "legislation_questionnaire", "answers not fitting"),
+        Input("kafka", doc(channel="legislation_questionnaire", channel_ref=f"DEMO-{run}-X5",
+                           kind="consultation_response", legislation_ref=NOT_YET_OPEN,
+                           submitted_at=ANSWERED_AT,
+                           answers=[{"question_id": "usefulness", "answer": "9"},
+                                    {"question_id": "q7", "answer": "نعم"}]),
+              "legislation_questionnaire", "project not yet open"),
     ]  # fmt: skip
 
 
-def expected(item: Input, channels: Collection[str]) -> Rejected:
+def expected(
+    item: Input, channels: Collection[str], consultations: Mapping[str, Consultation]
+) -> Rejected:
     """Return what intake's own validation makes of a broken input."""
-    result = validate(item.body, channels=channels, now=datetime.now(UTC))
+    result = validate(
+        item.body, channels=channels, now=datetime.now(UTC), consultations=consultations
+    )
     if not isinstance(result, Rejected):
         raise SystemExit(f"demo: the broken input {item.what!r} would be accepted")
     return result
+
+
+def mark_of(
+    item: Input, channels: Collection[str], consultations: Mapping[str, Consultation]
+) -> str:
+    """Return the consultation mark intake gives an accepted input, as the table shows it."""
+    result = validate(
+        item.body, channels=channels, now=datetime.now(UTC), consultations=consultations
+    )
+    if not isinstance(result, Accepted):
+        raise SystemExit(f"demo: {item.what or 'a sample'!r} would be rejected: {result.reasons}")
+    mark = result.submission.consultation
+    if mark is None:
+        return "-"
+    if not mark.registered:
+        return "unregistered"
+    return "late" if mark.late else "in time"
 
 
 async def send(inputs: list[Input]) -> dict[str, list[str]]:
@@ -151,7 +227,7 @@ async def wait(sids: list[str], within: float = 120.0) -> dict[str, dict[str, An
 
 
 COLUMNS = (("reference", 16), ("door", 6), ("channel", 26), ("kind", 22), ("unit", 20),
-           ("rule_id", 22), ("status", 10))  # fmt: skip
+           ("rule_id", 22), ("status", 10), ("consultation", 13))  # fmt: skip
 
 
 def row(values: list[str], columns: tuple[tuple[str, int], ...] = COLUMNS) -> str:
@@ -162,28 +238,31 @@ def row(values: list[str], columns: tuple[tuple[str, int], ...] = COLUMNS) -> st
 def main() -> None:
     """Send, wait and print where each submission went, and how each broken one was refused."""
     run = uuid.uuid4().hex[:6].upper()
-    good, bad = load(run), broken(run)
+    answers = questionnaire(run)
+    good, bad = load(run) + answers, broken(run)
     channels = load_channels(CONFIG_DIR / "channels.yaml")
-    refusals = {item: expected(item, channels) for item in bad}
+    consultations = load_consultations(CONSULTATIONS_PATH)
+    marks = [mark_of(item, channels, consultations) for item in good]
+    refusals = {item: expected(item, channels, consultations) for item in bad}
     sids = [
         ids.submission_id(item.channel, json.loads(item.body)["channel_ref"], "") for item in good
     ]
     answered = asyncio.run(send(good + bad))
     by_kafka = sum(item.door == "kafka" for item in good)
-    print(f"sent {len(good)} samples (run {run}): {by_kafka} via Kafka, "
-          f"{len(good) - by_kafka} via HTTP, and {len(bad)} broken inputs; "
-          "waiting for the archive…")  # fmt: skip
+    print(f"sent {len(good) - len(answers)} samples and {len(answers)} questionnaire answers "
+          f"(run {run}): {by_kafka} via Kafka, {len(good) - by_kafka} via HTTP, and {len(bad)} "
+          "broken inputs; waiting for the archive…")  # fmt: skip
     states = asyncio.run(wait(sids + [r.submission_id for r in refusals.values()]))
     mail = mail_files()
     print("\n" + row([name for name, _ in COLUMNS]) + " e-mails")
     complete = True
-    for sid, item in zip(sids, good, strict=True):
+    for sid, item, mark in zip(sids, good, marks, strict=True):
         state = states.get(sid, {})
         reference = ids.reference(sid)
         emails = mail.get(reference, [])
         complete &= state.get("status") == "notified" and len(emails) == 1
-        values = [reference, item.door] + [str(state.get(n, "?")) for n, _ in COLUMNS[2:]]
-        print(f"{row(values)} {len(emails)}")
+        values = [reference, item.door] + [str(state.get(n, "?")) for n, _ in COLUMNS[2:-1]]
+        print(f"{row([*values, mark])} {len(emails)}")
     print(f"\ne-mails are in {RUN / 'mail' / 'new'} (one file each; open with any mail reader).")
     columns = (("reference", 16), ("door", 6), ("what", 24), ("status", 10), ("reasons", 0))
     print("\n" + row([name for name, _ in columns], columns))
@@ -194,6 +273,11 @@ def main() -> None:
         complete &= status == "rejected" and said == codes and refusal.reference not in mail
         values = [refusal.reference, item.door, item.what, status, ", ".join(codes)]
         print(row(values, columns))
+    print("\nconsultations (deploy/config/consultations.yaml): the summary of views of each")
+    now = datetime.now(UTC)
+    for ref, consultation in consultations.items():
+        window = window_state(consultation, now)
+        print(f"  {ref:<20} {window:<13} {ARCHIVE}/v1/consultations/{ref}/report")
     if not complete:
         sys.exit("some submissions were not routed, e-mailed once and archived, or a broken "
                  "input was not rejected as intake's validation says: see the tables")  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -29,6 +29,7 @@ from services.intake import metrics
 from services.intake.apikeys import ApiKeys, hash_key
 from services.intake.outcomes import Destinations, outcome_of
 from services.intake.validation import Accepted, Rejected
+from shared.consultations import Consultation
 from shared.events import Producer
 from shared.kafka import Outgoing, produce_all
 from shared.logging import get_logger
@@ -92,6 +93,7 @@ def router(
     limiter: MovingWindowRateLimiter,
     rate: RateLimitItem,
     channels: Collection[str],
+    consultations: Mapping[str, Consultation],
     producer: Producer,
     to: Destinations,
     publish_timeout: float,
@@ -143,7 +145,14 @@ def router(
 
         now = datetime.now(UTC)
         outcome = outcome_of(
-            raw, channels=channels, now=now, door="http", source=None, producer=producer, to=to
+            raw,
+            channels=channels,
+            consultations=consultations,
+            now=now,
+            door="http",
+            source=None,
+            producer=producer,
+            to=to,
         )
         if _claimed_channel(outcome.result) not in (None, channel):
             return _problem(403, "this API key may only submit for its own channel")

@@ -12,6 +12,7 @@ from services.intake.metrics import HttpMetrics
 from services.intake.outcomes import Destinations
 from services.intake.settings import IntakeSettings
 from shared import logging, version
+from shared.consultations import load_consultations
 from shared.directory import load_channels
 from shared.events import Producer
 from shared.http import create_app, serve
@@ -23,8 +24,9 @@ SERVICE = "intake"
 
 
 def build(settings: IntakeSettings, *, broker: KafkaBroker | None = None) -> FastAPI:
-    """Return intake's app; raise on invalid configuration (channels, API keys, rate limit)."""
+    """Return intake's app; raise on invalid configuration (channels, consultations, keys, rate)."""
     channels = frozenset(load_channels(settings.channels_file))
+    consultations = load_consultations(settings.consultations_path)
     keys = apikeys.load(settings, channels)
     rate = ratelimit.replica_budget(settings.rate_limit, settings.replicas)
     broker = broker or make_broker(settings.kafka, service=SERVICE)
@@ -34,7 +36,12 @@ def build(settings: IntakeSettings, *, broker: KafkaBroker | None = None) -> Fas
         broker, service=SERVICE, version=release, hold_seconds=settings.kafka.hold_seconds
     )
     handlers.register(
-        broker, settings=settings, runner=runner, channels=channels, producer=producer
+        broker,
+        settings=settings,
+        runner=runner,
+        channels=channels,
+        consultations=consultations,
+        producer=producer,
     )
 
     lag = lag_monitor(
@@ -58,6 +65,7 @@ def build(settings: IntakeSettings, *, broker: KafkaBroker | None = None) -> Fas
             limiter=MovingWindowRateLimiter(MemoryStorage()),
             rate=rate,
             channels=channels,
+            consultations=consultations,
             producer=producer,
             to=Destinations(accepted=settings.accepted_topic, rejected=settings.rejected_topic),
             publish_timeout=settings.publish_timeout,

@@ -12,6 +12,7 @@ import typer
 
 from services.intake.validation import Accepted, validate
 from shared.config import ConfigError
+from shared.consultations import CONSULTATIONS_PATH, load_consultations
 from shared.directory import CONFIG_DIR, load_channels
 from shared.models import MAX_MESSAGE_BYTES
 
@@ -35,19 +36,29 @@ def check(
             "--channels", envvar="SADA_CHANNELS_FILE", help="The registered channels (YAML)."
         ),
     ] = CONFIG_DIR / "channels.yaml",
+    consultations_file: Annotated[
+        Path,
+        typer.Option(
+            "--consultations",
+            envvar="SADA_CONSULTATIONS_PATH",
+            help="The registry of consultations (YAML).",
+        ),
+    ] = CONSULTATIONS_PATH,
 ) -> None:
     """Validate one submission as intake would; print it normalised, or every reason.
 
     Exit 0 with the normalised submission (with submission_id and reference), 1 with
-    `{"rejected": true, "reasons": [...]}`, 2 when the file or the channel list cannot be read.
+    `{"rejected": true, "reasons": [...]}`, 2 when the file, the channel list or the registry of
+    consultations cannot be read.
     """
     try:
         channels = load_channels(channels_file)
+        consultations = load_consultations(consultations_file)
         raw = _read(file)
     except (ConfigError, OSError) as exc:
         _emit({"error": str(exc)}, stream=sys.stderr.buffer)
         raise typer.Exit(EXIT_UNUSABLE) from None
-    result = validate(raw, channels=channels, now=datetime.now(UTC))
+    result = validate(raw, channels=channels, now=datetime.now(UTC), consultations=consultations)
     if isinstance(result, Accepted):
         _emit(result.submission.model_dump(mode="json"))
         return

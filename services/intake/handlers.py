@@ -9,7 +9,7 @@ is judged on its value like any other.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from services.intake import metrics
 from services.intake.outcomes import Destinations, outcomes_of
 from services.intake.settings import IntakeSettings
 from services.intake.validation import Rejected
+from shared.consultations import Consultation
 from shared.events import Producer
 from shared.kafka import BatchRunner, Record, batch_subscriber, produce_all
 from shared.logging import get_logger
@@ -62,6 +63,7 @@ def register(
     settings: IntakeSettings,
     runner: BatchRunner,
     channels: Collection[str],
+    consultations: Mapping[str, Consultation],
     producer: Producer,
 ) -> None:
     """Subscribe intake's consumer group to the raw submissions topic."""
@@ -70,7 +72,14 @@ def register(
     async def work(records: Sequence[Record]) -> None:
         with structlog.contextvars.bound_contextvars(records=len(records)):
             now = datetime.now(UTC)
-            outcomes = outcomes_of(records, channels=channels, now=now, producer=producer, to=to)
+            outcomes = outcomes_of(
+                records,
+                channels=channels,
+                consultations=consultations,
+                now=now,
+                producer=producer,
+                to=to,
+            )
             await produce_all(broker, (outcome.outgoing for outcome in outcomes))
             for outcome in outcomes:
                 metrics.count(outcome.result, door="kafka", channels=channels)

@@ -7,12 +7,13 @@ digest, so a redelivered message yields the same event id and the archive sees a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from services.intake.validation import Accepted, Rejected, validate
 from shared import events
+from shared.consultations import Consultation
 from shared.events import Door, SourcePosition
 from shared.kafka import Outgoing, Record
 
@@ -74,6 +75,7 @@ def outcome_of(
     raw: bytes,
     *,
     channels: Collection[str],
+    consultations: Mapping[str, Consultation],
     now: datetime,
     door: Door,
     source: SourcePosition | None,
@@ -81,7 +83,7 @@ def outcome_of(
     to: Destinations,
 ) -> Outcome:
     """Validate `raw` and return the result with the record to produce, keyed by submission."""
-    result = validate(raw, channels=channels, now=now)
+    result = validate(raw, channels=channels, now=now, consultations=consultations)
     event = event_for(result, raw, door=door, source=source, producer=producer)
     topic = to.accepted if isinstance(result, Accepted) else to.rejected
     return Outcome(result, Outgoing(topic, event.submission_id, event.model_dump_json().encode()))
@@ -91,6 +93,7 @@ def outcomes_of(
     records: Sequence[Record],
     *,
     channels: Collection[str],
+    consultations: Mapping[str, Consultation],
     now: datetime,
     producer: events.Producer,
     to: Destinations,
@@ -100,6 +103,7 @@ def outcomes_of(
         outcome_of(
             record.value or b"",
             channels=channels,
+            consultations=consultations,
             now=now,
             door="kafka",
             source=SourcePosition(

@@ -1,11 +1,11 @@
-"""Intake's settings: topics, consumer group, channel directory and the HTTP door's API keys.
+"""Intake's settings: topics, consumer group, channels, consultations and the HTTP door's keys.
 
 Environment (prefix `SADA_`): `SADA_GROUP_ID`, `SADA_SUBMISSIONS_TOPIC`, `SADA_ACCEPTED_TOPIC`,
-`SADA_REJECTED_TOPIC`, `SADA_CHANNELS_FILE`, `SADA_HTTP_PORT`; the HTTP door's own settings are
-named for the service: `SADA_INTAKE_API_KEYS` (JSON: channel -> list of SHA-256 hex digests of
-its keys), `SADA_INTAKE_API_KEYS_FILE` (the same as YAML: `api_keys: {channel: [sha256hex]}`),
-`SADA_INTAKE_RATE_LIMIT` (per key, default `3000/minute`, shared out among
-`SADA_INTAKE_REPLICAS`) and `SADA_INTAKE_PUBLISH_TIMEOUT`.
+`SADA_REJECTED_TOPIC`, `SADA_CHANNELS_FILE`, `SADA_CONSULTATIONS_PATH`, `SADA_HTTP_PORT`; the
+HTTP door's own settings are named for the service: `SADA_INTAKE_API_KEYS` (JSON: channel ->
+list of SHA-256 hex digests of its keys), `SADA_INTAKE_API_KEYS_FILE` (the same as YAML:
+`api_keys: {channel: [sha256hex]}`), `SADA_INTAKE_RATE_LIMIT` (per key, default `3000/minute`,
+shared out among `SADA_INTAKE_REPLICAS`) and `SADA_INTAKE_PUBLISH_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared import topics
+from shared.consultations import CONSULTATIONS_PATH
 from shared.directory import CONFIG_DIR
 from shared.settings import ServiceSettings
 
@@ -35,6 +36,11 @@ class IntakeSettings(ServiceSettings):
     rejected_topic: str = Field(default=topics.REJECTED, description="submission.rejected.")
     channels_file: Path = Field(
         default=CONFIG_DIR / "channels.yaml", description="The registered channels."
+    )
+    consultations_path: Path = Field(
+        default=CONSULTATIONS_PATH,
+        description="The registry of consultations: projects, windows and questionnaires "
+        "(docs/consultations.md). Invalid: intake refuses to start.",
     )
     api_keys: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,

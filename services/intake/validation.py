@@ -7,17 +7,20 @@ then it normalises every string (docs/design.md: NFC, C0/C1 controls removed exc
 free text, bidi embeddings/overrides/isolates removed, trimmed) and validates the normalised
 document against the contract (`shared.models.RawSubmission`, strict JSON types) plus the rules
 the model cannot express: registered channel, e-mail, phone, national id, RFC 3339 timestamp
-not in the future, body or answers present. Every problem found is reported, each as a stable
-reason code, the field's dotted path, and a message that never echoes the submitted value.
+not in the future, body or answers present; and, when `legislation_ref` names a project of the
+registry of consultations (docs/consultations.md), its window and its questionnaire. Every
+problem found is reported, each as a stable reason code, the field's dotted path, and a message
+that never echoes the submitted value.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Final
 
 import orjson
@@ -27,8 +30,16 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from shared import ids
+from shared.consultations import Consultation, Question, QuestionType
 from shared.logging import get_logger
-from shared.models import MAX_MESSAGE_BYTES, Language, RawSubmission, Reason, Submission
+from shared.models import (
+    MAX_MESSAGE_BYTES,
+    ConsultationMark,
+    Language,
+    RawSubmission,
+    Reason,
+    Submission,
+)
 
 log = get_logger(__name__)
 
@@ -59,11 +70,20 @@ CODES: Final = frozenset(
         "invalid_timestamp",
         "submitted_in_future",
         "empty_submission",
+        "consultation_not_open",
+        "unknown_question",
+        "duplicate_answer",
+        "missing_required_answer",
+        "invalid_choice",
+        "not_a_number",
+        "answer_out_of_range",
         "too_many_problems",
         "internal_error",
     }
 )
 """Every reason code `validate` can produce: a bounded set, safe as a metric label."""
+NO_CONSULTATIONS: Final[Mapping[str, Consultation]] = MappingProxyType({})
+"""An empty registry: every `legislation_ref` is then marked unregistered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +113,22 @@ class Rejected:
     digest: str
 
 
-def validate(raw: bytes, *, channels: Collection[str], now: datetime) -> Accepted | Rejected:
-    """Validate and normalise one raw submission; never raises, whatever `raw` holds."""
+def validate(
+    raw: bytes,
+    *,
+    channels: Collection[str],
+    now: datetime,
+    consultations: Mapping[str, Consultation] = NO_CONSULTATIONS,
+) -> Accepted | Rejected:
+    """Validate and normalise one raw submission; never raises, whatever `raw` holds.
+
+    `consultations` is the registry by ref (`shared.consultations.load_consultations`): intake
+    passes it; a caller that only needs the normalised submission (a dry run of routing or
+    grouping) may leave it out, and every `legislation_ref` is then marked unregistered.
+    """
     raw_digest = ids.digest(raw)
     try:
-        return _validate(raw, raw_digest, channels, now)
+        return _validate(raw, raw_digest, channels, now, consultations)
     except Exception as exc:  # the contract is "never raises": a bug must not stop a door
         log.error("validation failed unexpectedly", error=type(exc).__name__)
         reason = Reason(code="internal_error", field=None, message="could not be validated")
@@ -222,8 +253,9 @@ class _Problems:
         self.reasons: list[Reason] = []
         self.fields: set[str] = set()
 
-    def add(self, code: str, field: str | None, message: str) -> None:
-        if field is not None:
+    def add(self, code: str, field: str | None, message: str, *, repeatable: bool = False) -> None:
+        """Add a reason; `repeatable` ones (one per missing question) share their field."""
+        if field is not None and not repeatable:
             if field in self.fields:
                 return
             self.fields.add(field)
@@ -234,7 +266,11 @@ class _Problems:
 
 
 def _validate(
-    raw: bytes, raw_digest: str, channels: Collection[str], now: datetime
+    raw: bytes,
+    raw_digest: str,
+    channels: Collection[str],
+    now: datetime,
+    consultations: Mapping[str, Consultation],
 ) -> Accepted | Rejected:
     problems = _Problems()
     if len(raw) > MAX_MESSAGE_BYTES:
@@ -253,10 +289,11 @@ def _validate(
     channel_ref = data.get("channel_ref") if isinstance(data.get("channel_ref"), str) else None
 
     _check_rules(data, problems, channels, now)
+    mark = _check_consultation(data, problems, consultations)
     model = _check_model(data, problems)
     if problems or model is None:
         return _rejected(problems.reasons, raw_digest, channel, channel_ref)
-    return _accepted(model, now)
+    return _accepted(model, now, mark)
 
 
 def _parse(raw: bytes, problems: _Problems) -> Any:
@@ -408,6 +445,137 @@ def _aware(now: datetime) -> datetime:
     return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
 
+# --- the consultation a legislation_ref names --------------------------------------------------
+
+
+def _check_consultation(
+    data: dict[str, Any], problems: _Problems, consultations: Mapping[str, Consultation]
+) -> ConsultationMark | None:
+    """Judge a submission against the project its `legislation_ref` names; return its mark.
+
+    Unregistered: accepted and marked (public input is never dropped). Registered: sent before
+    `opens_at` is rejected, after `closes_at` accepted and marked late (the Office decides);
+    answers, when there are any, must fit the questionnaire. A comment with a body and no
+    answers is not a questionnaire response and is not held to its required questions.
+    """
+    ref = data.get("legislation_ref")
+    if not isinstance(ref, str):
+        return None
+    consultation = _registered(ref, consultations)
+    if consultation is None:
+        return ConsultationMark(registered=False)
+    data["legislation_ref"] = consultation.ref  # the registry's spelling, whatever the case
+    answers = data.get("answers")
+    if isinstance(answers, list) and answers:
+        _check_answers(consultation, answers, problems)
+    submitted_at = data.get("submitted_at")
+    sent = parse_timestamp(submitted_at) if isinstance(submitted_at, str) else None
+    if sent is None:
+        return ConsultationMark(registered=True)  # rejected above for its timestamp
+    if sent < consultation.opens_at:
+        problems.add(
+            "consultation_not_open",
+            "legislation_ref",
+            f"the consultation opens at {consultation.opens_at.isoformat()}; views are "
+            "accepted from then",
+        )
+    if sent > consultation.closes_at:
+        return ConsultationMark(registered=True, late=True, closes_at=consultation.closes_at)
+    return ConsultationMark(registered=True)
+
+
+def _registered(ref: str, consultations: Mapping[str, Consultation]) -> Consultation | None:
+    found = consultations.get(ref)
+    if found is None:
+        folded = ref.casefold()
+        found = next((c for c in consultations.values() if c.ref.casefold() == folded), None)
+    return found
+
+
+def _check_answers(consultation: Consultation, answers: list[Any], problems: _Problems) -> None:
+    """Every answer names a question once and fits its type; every required one is answered."""
+    answered: set[str] = set()
+    for index, answer in enumerate(answers):
+        if not isinstance(answer, dict) or not isinstance(answer.get("question_id"), str):
+            continue  # the contract's check reports the shape
+        where = f"answers.{index}"
+        question = consultation.question(answer["question_id"])
+        if question is None:
+            problems.add(
+                "unknown_question",
+                f"{where}.question_id",
+                f"is not a question of the questionnaire of {consultation.ref}",
+            )
+            continue
+        if question.id in answered:
+            problems.add(
+                "duplicate_answer", f"{where}.question_id", f"{question.id!r} is answered twice"
+            )
+            continue
+        value = answer.get("answer")
+        if not isinstance(value, str):
+            continue
+        if not value:
+            if question.required:
+                problems.add(
+                    "missing_required_answer", f"{where}.answer", f"{question.id!r} is required"
+                )
+            answered.add(question.id)
+            continue
+        answered.add(question.id)
+        normalised = _check_answer(question, value, f"{where}.answer", problems)
+        if normalised is not None:
+            answer["answer"] = normalised
+    for question in consultation.questions:
+        if question.required and question.id not in answered:
+            problems.add(
+                "missing_required_answer",
+                "answers",
+                f"the required question {question.id!r} is not answered",
+                repeatable=True,
+            )
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
+
+
+def _check_answer(question: Question, value: str, field: str, problems: _Problems) -> str | None:
+    """Check one non-empty answer against its question; return its canonical form, if any.
+
+    Canonical forms: a multi_choice answer's ids joined by `,` without spaces; a scale answer in
+    ASCII digits (Arabic-Indic digits are accepted).
+    """
+    choices = ", ".join(option.id for option in question.options)
+    if question.type is QuestionType.SINGLE_CHOICE:
+        if question.option(value) is None:
+            problems.add("invalid_choice", field, f"must be one option id of: {choices}")
+        return None
+    if question.type is QuestionType.MULTI_CHOICE:
+        picked = [part.strip() for part in value.split(",")]
+        if not all(question.option(part) for part in picked):
+            problems.add(
+                "invalid_choice", field, f"must be option ids separated by commas, of: {choices}"
+            )
+            return None
+        if len(set(picked)) != len(picked):
+            problems.add("invalid_choice", field, "names an option more than once")
+            return None
+        return ",".join(picked)
+    if question.type is QuestionType.SCALE:
+        span = f"from {question.min} to {question.max}"
+        digits = value.translate(_ARABIC_DIGITS).replace(" ", "")
+        if not _INTEGER.fullmatch(digits):
+            problems.add("not_a_number", field, f"must be a whole number {span}")
+            return None
+        number = int(digits)
+        low, high = question.min, question.max  # both set: the registry checks a scale's shape
+        if low is not None and high is not None and not low <= number <= high:
+            problems.add("answer_out_of_range", field, f"must be {span}")
+            return None
+        return str(number)
+    return None
+
+
 _EXPECTED = {
     "string_type": "a string",
     "int_type": "an integer",
@@ -458,7 +626,7 @@ def _reason_of(error: ErrorDetails) -> tuple[str, str]:
     return "invalid_value", "is not a valid value"
 
 
-def _accepted(model: RawSubmission, now: datetime) -> Accepted:
+def _accepted(model: RawSubmission, now: datetime, mark: ConsultationMark | None) -> Accepted:
     fields = model.model_dump(mode="json")
     if fields["language"] is None:
         fields["language"] = detect_language(
@@ -475,6 +643,7 @@ def _accepted(model: RawSubmission, now: datetime) -> Accepted:
         submission_id=submission_id,
         reference=ids.reference(submission_id),
         received_at=_aware(now).astimezone(UTC),
+        consultation=mark,
     )
     return Accepted(submission=submission, digest=digest)
 

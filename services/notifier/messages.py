@@ -10,6 +10,10 @@ A submission that joined a campaign of near-identical ones (`payload.campaign` o
 `submission.grouped` event) gets a bilingual line saying so at the top of both parts, and an
 `X-Sada-Campaign` header for mailbox rules; one that joined none gets neither.
 
+A submission on a draft law that came after its consultation closed, or whose `legislation_ref`
+names no project of the registry, says so in both languages beside the routing explanation
+(docs/consultations.md): the Office decides what a late view is worth.
+
 A unit configured with `personal_data: false` receives the reference, the metadata and a link to
 the archive, and none of the submitter's words or contact details.
 
@@ -40,7 +44,7 @@ from markupsafe import Markup
 from services.notifier import mime
 from shared.directory import Channel, Unit
 from shared.events import CampaignMembership, SubmissionGrouped, SubmissionRouted
-from shared.models import Answer, Kind, Submitter
+from shared.models import Answer, ConsultationMark, Kind, Submitter
 from shared.scopes import campaign_scope
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
@@ -112,6 +116,15 @@ class CampaignView:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsultationView:
+    """What the e-mail says of the consultation: late (and since when closed) or unregistered."""
+
+    late: bool
+    closed_riyadh: str | None
+    unregistered: bool
+
+
+@dataclass(frozen=True, slots=True)
 class EmailView:
     """Everything the templates may show. Personal fields are empty when the unit takes none."""
 
@@ -145,6 +158,7 @@ class EmailView:
     attachments: tuple[AttachmentView, ...]
     submitter: Submitter | None
     campaign: CampaignView | None
+    consultation: ConsultationView | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +329,14 @@ def campaign_view(campaign: CampaignMembership | None) -> CampaignView | None:
     )
 
 
+def consultation_view(mark: ConsultationMark | None) -> ConsultationView | None:
+    """Return what the e-mail says of the consultation (None: registered and in time, or none)."""
+    if mark is None or (mark.registered and not mark.late):
+        return None
+    closed = _riyadh(mark.closes_at) if mark.late and mark.closes_at is not None else None
+    return ConsultationView(late=mark.late, closed_riyadh=closed, unregistered=not mark.registered)
+
+
 def _safe_link(url: str) -> str | None:
     """Only http(s) URLs become links: a `javascript:` URL must stay inert text."""
     return url if re.match(r"^https?://", url, flags=re.IGNORECASE) else None
@@ -393,6 +415,7 @@ class Composer:
             ),
             submitter=submission.submitter if personal else None,
             campaign=campaign_view(event.payload.campaign),
+            consultation=consultation_view(submission.consultation),
         )
 
     def compose(self, event: SubmissionGrouped) -> Email:

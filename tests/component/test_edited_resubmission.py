@@ -26,6 +26,7 @@ from services.notifier.messages import notification_key
 from services.router import config as rules_config
 from services.router.routing import routed_event
 from shared import events
+from shared.consultations import load_consultations
 from shared.directory import load_channels
 from shared.events import (
     NotificationFailed,
@@ -46,6 +47,7 @@ def _accepted(raw: dict[str, Any]) -> SubmissionAccepted:
     outcome = outcome_of(
         orjson.dumps(raw),
         channels=load_channels(),
+        consultations=load_consultations(),
         now=datetime.now(UTC),
         door="http",
         source=None,

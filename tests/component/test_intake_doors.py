@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from services.intake.apikeys import hash_key
 from services.intake.app import build
 from services.intake.settings import IntakeSettings
 from shared import topics
+from shared.config import ConfigError
 from shared.events import SubmissionAccepted, SubmissionRejected
 from shared.models import MAX_MESSAGE_BYTES
 from shared.settings import KafkaSettings
@@ -337,3 +339,95 @@ async def test_openapi_documents_the_submission_route_and_its_body(intake: Intak
     assert schema_ref == "#/components/schemas/RawSubmission"
     components = spec["components"]["schemas"]
     assert {"RawSubmission", "Answer", "Submitter", "Attachment"} <= set(components)
+
+
+# --- consultations: both doors, same rules ---------------------------------------------------
+
+ANSWERS = [
+    {"question_id": "article_12", "answer": "support"},
+    {"question_id": "clarity", "answer": "4"},
+]
+CLOSED = datetime(2026, 11, 30, 20, 59, 59, tzinfo=UTC)
+CONSULTATION_REJECTIONS: dict[str, tuple[dict[str, Any], str]] = {
+    "consultation_not_open": (
+        {"legislation_ref": "MOJ-DRAFT-2027-002"},
+        "legislation_ref",
+    ),
+    "unknown_question": (
+        {"answers": [*ANSWERS, {"question_id": "q9", "answer": "نعم"}]},
+        "answers.2.question_id",
+    ),
+    "duplicate_answer": (
+        {"answers": [*ANSWERS, {"question_id": "clarity", "answer": "5"}]},
+        "answers.2.question_id",
+    ),
+    "missing_required_answer": ({"answers": ANSWERS[:1]}, "answers"),
+    "invalid_choice": (
+        {"answers": [{"question_id": "article_12", "answer": "maybe"}, ANSWERS[1]]},
+        "answers.0.answer",
+    ),
+    "not_a_number": (
+        {"answers": [ANSWERS[0], {"question_id": "clarity", "answer": "four"}]},
+        "answers.1.answer",
+    ),
+    "answer_out_of_range": (
+        {"answers": [ANSWERS[0], {"question_id": "clarity", "answer": "9"}]},
+        "answers.1.answer",
+    ),
+}
+
+
+@pytest.mark.parametrize("door", ["kafka", "http"])
+@pytest.mark.parametrize("code", sorted(CONSULTATION_REJECTIONS))
+async def test_each_consultation_reason_is_given_by_both_doors(
+    intake: Intake, door: str, code: str
+) -> None:
+    changes, field_path = CONSULTATION_REJECTIONS[code]
+    raw = submission(**changes)
+    if door == "kafka":
+        await intake.broker.publish(raw, topics.SUBMISSIONS)
+        reasons = [(r.code, r.field) for r in intake.rejected[0].payload.reasons]
+    else:
+        response = await intake.http.post("/v1/submissions", content=raw, headers=auth())
+        assert response.status_code == 422
+        reasons = [(r["code"], r["field"]) for r in response.json()["reasons"]]
+        assert [(r.code, r.field) for r in intake.rejected[0].payload.reasons] == reasons
+    assert reasons == [(code, field_path)]
+    assert not intake.accepted
+
+
+@pytest.mark.parametrize("door", ["kafka", "http"])
+@pytest.mark.parametrize(
+    ("changes", "mark"),
+    [
+        ({"answers": ANSWERS}, {"registered": True, "late": False, "closes_at": None}),
+        (
+            {"legislation_ref": "MOJ-DRAFT-2026-007", "submitted_at": "2026-12-01T08:00:00+03:00"},
+            {"registered": True, "late": True, "closes_at": CLOSED},
+        ),
+        (
+            {"legislation_ref": "MOJ-DRAFT-2026-999"},
+            {"registered": False, "late": False, "closes_at": None},
+        ),
+        ({"legislation_ref": None}, None),
+    ],
+    ids=["in-time", "late", "unregistered", "no-ref"],
+)
+async def test_both_doors_accept_with_the_same_consultation_mark(
+    intake: Intake, door: str, changes: dict[str, Any], mark: dict[str, bool] | None
+) -> None:
+    raw = submission(**changes)
+    if door == "kafka":
+        await intake.broker.publish(raw, topics.SUBMISSIONS)
+    else:
+        response = await intake.http.post("/v1/submissions", content=raw, headers=auth())
+        assert response.status_code == 202
+    consultation = intake.accepted[0].payload.submission.consultation
+    assert (consultation.model_dump() if consultation else None) == mark
+
+
+async def test_an_invalid_registry_stops_intake_from_starting(tmp_path: Any) -> None:
+    bad = tmp_path / "consultations.yaml"
+    bad.write_text("consultations:\n  - ref: X\n    title_ar: س\n", "utf-8")
+    with pytest.raises(ConfigError, match=r"consultations.yaml:2: consultations.0.title_en"):
+        build(settings(consultations_path=bad))

@@ -82,6 +82,7 @@ def test_raw_submission_schema_is_the_models_own() -> None:
         "submission_id",
         "reference",
         "received_at",
+        "consultation",
     }
     assert set(schema["required"]) == {"channel", "kind", "submitted_at"}
 

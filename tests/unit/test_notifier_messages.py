@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import re
 import unicodedata
+from datetime import datetime, timedelta, timezone
 from email import policy
 from email.message import EmailMessage
 from typing import Any
@@ -28,6 +29,7 @@ from services.notifier.messages import (
 )
 from shared.directory import load_units
 from shared.events import RoutingDecision
+from shared.models import ConsultationMark
 from tests import notifier_support as support
 
 REF = "SADA-7K3M-Q9XD"
@@ -425,6 +427,93 @@ def test_the_similarity_reads_as_a_whole_percentage_and_100_only_when_identical(
     similarity: float, percent: int
 ) -> None:
     assert similarity_percent(similarity) == percent
+
+
+# --- the consultation: late, unregistered --------------------------------------------------
+
+CLOSED = datetime(2026, 11, 30, 23, 59, 59, tzinfo=timezone(timedelta(hours=3)))
+CLOSED_SHOWN = "2026-11-30 23:59:59 (Asia/Riyadh, UTC+03:00)"
+LATE_AR = f"متأخرة: أُرسلت بعد انتهاء مدة استطلاع المرئيات في {FSI}{CLOSED_SHOWN}{PDI}"
+LATE_EN = f"Late: sent after the consultation closed on {FSI}{CLOSED_SHOWN}{PDI}"
+UNREGISTERED_AR = "مشروع غير مسجّل: مرجع التشريع ليس في سجل المشاريع المطروحة لاستطلاع المرئيات"
+UNREGISTERED_EN = (
+    "Unregistered project: the legislation reference is not in the registry of consultations"
+)
+
+
+def _marked(raw: dict[str, Any], mark: ConsultationMark | None, **composer: Any) -> Email:
+    submission = support.submission(raw).model_copy(update={"consultation": mark})
+    return support.composer(**composer).compose(support.grouped(submission))
+
+
+def _after_the_routing_reason(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  - "))
+    return lines[start + 1 : start + 3]
+
+
+def test_a_late_arabic_submission_says_when_the_consultation_closed_arabic_first() -> None:
+    late = ConsultationMark(registered=True, late=True, closes_at=CLOSED)
+    text = _marked(support.ARABIC_SAMPLE, late).text
+    assert _after_the_routing_reason(text) == [
+        f"استطلاع المرئيات · Consultation: {LATE_AR}",
+        f"    {LATE_EN}",
+    ]
+
+
+def test_a_late_english_submission_reads_english_first() -> None:
+    late = ConsultationMark(registered=True, late=True, closes_at=CLOSED)
+    text = _marked(support.ENGLISH_SAMPLE, late).text
+    assert _after_the_routing_reason(text) == [
+        f"Consultation · استطلاع المرئيات: {LATE_EN}",
+        f"    {LATE_AR}",
+    ]
+
+
+def test_an_unregistered_project_says_so_in_both_languages() -> None:
+    text = _marked(support.ARABIC_SAMPLE, ConsultationMark(registered=False)).text
+    assert _after_the_routing_reason(text) == [
+        f"استطلاع المرئيات · Consultation: {UNREGISTERED_AR}",
+        f"    {UNREGISTERED_EN}",
+    ]
+
+
+def test_the_html_part_shows_the_late_line_in_the_routing_section_with_the_date_isolated() -> None:
+    late = ConsultationMark(registered=True, late=True, closes_at=CLOSED)
+    html = _marked(support.ARABIC_SAMPLE, late).html
+    shown = f'<bdi dir="ltr">{CLOSED_SHOWN}</bdi>'
+    arabic = re.search(
+        r'<div lang="ar" dir="rtl" style="[^"]*color:#8a3b00;[^"]*">(.*?)</div>', html
+    )
+    english = re.search(r'<div lang="en" dir="ltr" style="[^"]*">(Late: .*?)</div>', html)
+    assert arabic is not None
+    assert english is not None
+    assert arabic.group(1) == f"متأخرة: أُرسلت بعد انتهاء مدة استطلاع المرئيات في {shown}"
+    assert english.group(1) == f"Late: sent after the consultation closed on {shown}"
+    why, subject = html.index(">سبب التوجيه</span>"), html.index(">العنوان</span>")
+    assert why < arabic.start() < english.start() < subject
+
+
+def test_the_html_part_shows_an_unregistered_project() -> None:
+    html = _marked(support.ENGLISH_SAMPLE, ConsultationMark(registered=False)).html
+    style = "margin:0;font-weight:bold;color:#8a3b00;text-align:left;"
+    assert f'<div lang="en" dir="ltr" style="{style}">{UNREGISTERED_EN}</div>' in html
+    assert UNREGISTERED_AR in html
+
+
+@pytest.mark.parametrize("mark", [None, ConsultationMark(registered=True)], ids=["none", "in-time"])
+def test_a_submission_in_time_or_without_a_project_has_no_consultation_line(
+    mark: ConsultationMark | None,
+) -> None:
+    composed = _marked(support.ARABIC_SAMPLE, mark)
+    assert "Consultation" not in composed.text + composed.html
+
+
+def test_the_late_line_is_shown_to_a_unit_without_personal_data() -> None:
+    late = ConsultationMark(registered=True, late=True, closes_at=CLOSED)
+    composed = _marked(support.ARABIC_SAMPLE, late, units=_no_personal_data_units())
+    assert LATE_AR in composed.text
+    assert "البينة" not in composed.text + composed.html
 
 
 # --- the checked-in examples --------------------------------------------------------------
