@@ -4,6 +4,7 @@ Debian's `chromium` (installed by deploy/local/chromium.sh, which `make test` ru
 
 - `dump_dom(page)`: the DOM after load (`--dump-dom`), as HTML text;
 - `screenshot(page, png)`: a PNG of the viewport (`--screenshot --window-size`);
+- `pdf(page, out)`: the page printed to PDF (`--print-to-pdf`), as "Save as PDF" does;
 - `measure(page)`: the page's layout as the browser computed it (viewport and document sizes,
   and the elements that stick out sideways), read by a test-only probe script.
 
@@ -130,6 +131,23 @@ def screenshot(
     if not png.is_file():
         raise AssertionError(f"chromium wrote no screenshot to {png}")
     return png
+
+
+def pdf(page: Path | str, out: Path, *, timeout: float = 60.0) -> bytes:
+    """Print `page` to a PDF as a reader's "Save as PDF" does (print CSS, `@page` size)."""
+    out = out.resolve()
+    run(
+        [
+            "--virtual-time-budget=3000",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={out}",
+            _url(page),
+        ],
+        timeout=timeout,
+    )
+    if not out.is_file():
+        raise AssertionError(f"chromium wrote no PDF to {out}")
+    return out.read_bytes()
 
 
 def with_probe(page_html: str) -> str:
