@@ -8,7 +8,7 @@ PY := $(ROOT)/.venv/bin/python
 INFRA := deploy/local/infra.sh
 PYTEST := $(ROOT)/.venv/bin/pytest
 
-.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv dashboard-png contracts
+.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench venv dashboard-png contracts chromium report-samples
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -24,6 +24,9 @@ venv: .venv/.synced  ## create or update the virtualenv from uv.lock
 
 infra-up: venv  ## start Kafka, FerretDB and the SMTP sink on 127.0.0.1
 	$(INFRA) up
+
+chromium:  ## install Debian's chromium (when missing) for the tests that render pages in a real browser
+	deploy/local/chromium.sh >/dev/null
 
 infra-down:  ## stop the local infrastructure (data kept)
 	$(INFRA) down
@@ -46,6 +49,9 @@ demo: venv  ## send the samples and some broken inputs through both doors of a r
 dashboard-png: venv  ## plot the dashboard's key queries from the Prometheus of a running `make run`
 	$(PY) -m deploy.local.dashboard_png
 
+report-samples: venv chromium  ## regenerate docs/report-*.html and their screenshots (headless Chromium)
+	$(PY) -m tests.report_samples docs
+
 contracts: venv  ## regenerate docs/asyncapi.yaml and docs/openapi-*.json from the code
 	$(PY) -m deploy.contracts
 
@@ -67,13 +73,13 @@ test integration: export SADA_KAFKA_SASL_PORT ?= 9094
 test integration: export SADA_MONGO_TLS_PORT ?= 27019
 test integration: export SADA_SMTP_STARTTLS_PORT ?= 1587
 
-integration: infra-up
+integration: chromium infra-up
 	$(PYTEST) -m integration tests/integration
 
 e2e: infra-up
 	$(PYTEST) -m e2e tests/e2e
 
-test: lint deploy-check infra-up  ## lint, types, then unit, component, integration and e2e tests on real infrastructure
+test: lint deploy-check chromium infra-up  ## lint, types, then unit, component, integration and e2e tests on real infrastructure
 	$(PYTEST) tests
 
 bench: infra-up  ## throughput and latency against raw aiokafka / PyMongo (not part of `make test`)

@@ -7,9 +7,10 @@ never changes after it is built.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -35,6 +36,20 @@ class Kind(StrEnum):
     PROBLEM = "problem"
     SURVEY_RESPONSE = "survey_response"
     CONSULTATION_RESPONSE = "consultation_response"
+
+
+# The kinds in both languages, as the e-mails and the report pages name them.
+KIND_LABELS: Final[Mapping[Kind, tuple[str, str]]] = {
+    Kind.OPINION: ("رأي", "Opinion"),
+    Kind.VIEW: ("مرئيات", "View"),
+    Kind.COMMENT: ("تعليق", "Comment"),
+    Kind.SUGGESTION: ("اقتراح", "Suggestion"),
+    Kind.IDEA: ("فكرة", "Idea"),
+    Kind.EXPERIENCE: ("تجربة", "Experience"),
+    Kind.PROBLEM: ("مشكلة", "Problem"),
+    Kind.SURVEY_RESPONSE: ("إجابة استبانة", "Survey response"),
+    Kind.CONSULTATION_RESPONSE: ("مشاركة في استطلاع مرئيات", "Consultation response"),
+}
 
 
 Language = Literal["ar", "en"]

@@ -44,7 +44,7 @@ from markupsafe import Markup
 from services.notifier import mime
 from shared.directory import Channel, Unit
 from shared.events import CampaignMembership, SubmissionGrouped, SubmissionRouted
-from shared.models import Answer, ConsultationMark, Kind, Submitter
+from shared.models import KIND_LABELS, Answer, ConsultationMark, Submitter
 from shared.scopes import campaign_scope
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
@@ -69,18 +69,6 @@ _ONE_LINE: Final = str.maketrans(
 _SPACES: Final = re.compile(r"\s+")
 FSI: Final = "\u2068"  # FIRST STRONG ISOLATE: the plain-text counterpart of <bdi>
 PDI: Final = "\u2069"  # POP DIRECTIONAL ISOLATE
-
-KIND_LABELS: Final[Mapping[Kind, tuple[str, str]]] = {
-    Kind.OPINION: ("رأي", "Opinion"),
-    Kind.VIEW: ("مرئيات", "View"),
-    Kind.COMMENT: ("تعليق", "Comment"),
-    Kind.SUGGESTION: ("اقتراح", "Suggestion"),
-    Kind.IDEA: ("فكرة", "Idea"),
-    Kind.EXPERIENCE: ("تجربة", "Experience"),
-    Kind.PROBLEM: ("مشكلة", "Problem"),
-    Kind.SURVEY_RESPONSE: ("إجابة استبانة", "Survey response"),
-    Kind.CONSULTATION_RESPONSE: ("مشاركة في استطلاع مرئيات", "Consultation response"),
-}
 
 
 @dataclass(frozen=True, slots=True)
