@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from pydantic import SecretStr
 from pymongo.errors import AutoReconnect
@@ -264,5 +265,15 @@ async def test_the_api_answers_json_and_html_and_logs_each_read(
     bad = await client.get(f"/v1/units/{rs.VOC}/report?from=2026-11-30&to=2026-11-01")
     assert bad.status_code == 422
     assert (await client.get("/v1/consultations", headers={"Authorization": ""})).status_code == 401
-    [e for e in store.events.values() if e["event_type"] == "archive.accessed"]
-    assert True  # the access log writes through its own queue (test_archive_access)
+    accessed = [
+        orjson.loads(d["event"])["payload"]
+        for d in store.events.values()
+        if d["event_type"] == "archive.accessed"
+    ]
+    endpoints = {(p["endpoint"], p["query"].get("format")) for p in accessed}
+    assert {
+        ("/v1/consultations", None),
+        ("/v1/consultations/{ref}/report", "json"),
+        ("/v1/consultations/{ref}/report", "html"),
+        ("/v1/units/{unit}/report", "json"),
+    } <= endpoints
