@@ -205,13 +205,14 @@ def layout(scale: float) -> list[tuple[str, int]]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     """Seed, time, and return the figures."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(args.mongo_uri, tz_aware=True)
-    await client.drop_database(args.database)
     store = MongoArchiveStore(client, args.database)
     started = time.perf_counter()
     scopes = layout(args.scale)
-    for n, (scope, count) in enumerate(scopes):
-        await seed(store, scope, count, n)
-        print(f"seeded {scope}: {count:,}", flush=True)
+    if not args.reuse:
+        await client.drop_database(args.database)
+        for n, (scope, count) in enumerate(scopes):
+            await seed(store, scope, count, n)
+            print(f"seeded {scope}: {count:,}", flush=True)
     seeded = time.perf_counter() - started
     projects = registry()
     timings: dict[str, list[float]] = defaultdict(list)
@@ -275,6 +276,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="0.01 for a smoke run")
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--reuse", action="store_true", help="time a database kept before")
     return parser.parse_args()
 
 
