@@ -20,6 +20,7 @@ COMMAND_GROUPS: dict[str, str] = {
     "route": "services.router.cli",
     "notify": "services.notifier.cli",
     "audit": "services.archive.cli",
+    "report": "services.archive.report_cli",
     "deadletter": "shared.deadletter_cli",
     "campaigns": "services.campaigns.cli",
     "consultations": "shared.consultations_cli",

@@ -15,25 +15,28 @@ never echo the caller's input, which might be personal data.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
 
-from services.archive import audit, campaigns, reads
+from services.archive import audit, campaigns, reads, report_page, reports
 from services.archive.access import Access, AccessLog, AccessLogUnavailableError
 from services.archive.chain import BreakKind
 from services.archive.clients import READ, ApiClient, ApiClients
 from services.archive.personal_data import redact
+from services.archive.report_model import ConsultationReport, UnitReport
 from services.archive.settings import ArchiveSettings
 from services.archive.status import RecordType, Status
 from services.archive.store import ArchiveStore, SnapshotQuery
+from shared.consultations import Consultation
+from shared.directory import Unit, load_units
 from shared.models import Kind
 
 IDENTIFIER = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -164,6 +167,30 @@ class CampaignPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
 
 
+class ConsultationView(BaseModel):
+    """A legislative project: registered, or a `legislation_ref` submissions carried."""
+
+    ref: str = Field(description="The `legislation_ref`, e.g. MOJ-DRAFT-2026-003.")
+    title_ar: str = Field(description="Arabic title (the ref when unregistered).")
+    title_en: str = Field(description="English title (the ref when unregistered).")
+    registered: bool = Field(description="Whether the registry of consultations has it.")
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+    total: int = Field(description="Accepted submissions counted on it.")
+    late: int = Field(description="Of which sent after `closes_at`.")
+    unregistered: int = Field(description="Of which intake marked unregistered.")
+    report: str = Field(description="Path of its summary of views.")
+
+
+class ConsultationList(BaseModel):
+    """Every registered project and every other ref seen, by ref."""
+
+    items: list[ConsultationView]
+
+
+Format = Literal["json", "html"]
+
+
 class BreakView(BaseModel):
     """One broken link of a chain."""
 
@@ -190,10 +217,23 @@ def install(
     *,
     clients: ApiClients,
     accesses: AccessLog,
+    registry: Mapping[str, Consultation] | None = None,
+    units: Mapping[str, Unit] | None = None,
 ) -> None:
-    """Add the audit API and an input-free validation error handler to `app`."""
+    """Add the audit API and an input-free validation error handler to `app`.
+
+    `registry` (the consultations) and `units` default to the configured files.
+    """
     app.state.token_guard = TokenGuard(clients)
     app.include_router(_router(store, settings, accesses))
+    app.include_router(
+        _report_router(
+            store,
+            Accesses(accesses),
+            reports.load_registry(settings.consultations_path) if registry is None else registry,
+            load_units() if units is None else units,
+        )
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
 
 
@@ -468,6 +508,138 @@ def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> A
             ],
             next_cursor=campaigns.encode_cursor(page.next) if page.next else None,
         )
+
+    return router
+
+
+def _wants_html(request: Request, given: Format | None) -> bool:
+    """Return whether to answer HTML: `format=html`, or a browser's `Accept: text/html`."""
+    if given is not None:
+        return given == "html"
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "JSON by default; HTML on request."}
+}
+
+
+def _report_router(
+    store: ArchiveStore,
+    accesses: Accesses,
+    registry: Mapping[str, Consultation],
+    units: Mapping[str, Unit],
+) -> APIRouter:
+    router = APIRouter(
+        prefix="/v1",
+        tags=["summary of views"],
+        responses={
+            401: {"description": "Missing or unknown bearer token."},
+            403: {"description": "The client has no `read` scope."},
+            503: {"description": "The read could not be recorded in the access log; retry."},
+        },
+    )
+
+    @router.get("/consultations", summary="Legislative projects and their counts")
+    async def list_consultations(client: Caller) -> ConsultationList:
+        """Every project of the registry, and every other `legislation_ref` seen, with counts.
+
+        From the report aggregates (one small read), never from the archive's events.
+        """
+        found = await reports.list_consultations(store, registry)
+        await accesses.record(client, "/v1/consultations")
+        return ConsultationList(
+            items=[
+                ConsultationView(
+                    ref=c.ref,
+                    title_ar=c.title_ar,
+                    title_en=c.title_en,
+                    registered=c.registered,
+                    opens_at=c.opens_at,
+                    closes_at=c.closes_at,
+                    total=c.total,
+                    late=c.late,
+                    unregistered=c.unregistered,
+                    report=f"/v1/consultations/{c.ref}/report",
+                )
+                for c in found
+            ]
+        )
+
+    @router.get(
+        "/consultations/{ref}/report",
+        summary="The summary of views of a project",
+        response_model=ConsultationReport,
+        responses=REPORT_RESPONSES,
+    )
+    async def consultation_report(
+        request: Request,
+        client: Caller,
+        ref: Annotated[str, Path(pattern=LEGISLATION_REF, examples=["MOJ-DRAFT-2026-003"])],
+        format: Annotated[
+            Format | None,
+            Query(description="`json` (default) or `html`; else by the `Accept` header."),
+        ] = None,
+    ) -> Response:
+        """Return a project's summary of views (JSON, or HTML on request).
+
+        Totals, late and unregistered counts, by kind, channel and day, each question's
+        answers, campaigns with a representative text and every distinct comment.
+        Texts are the submitters' words; no name, e-mail or phone is ever included.
+        """
+        report = await reports.consultation_report(store, ref, registry, now=datetime.now(UTC))
+        html = _wants_html(request, format)
+        await accesses.record(
+            client,
+            "/v1/consultations/{ref}/report",
+            status=200 if report else 404,
+            query={"ref": ref, "format": "html" if html else "json"},
+        )
+        if report is None:
+            raise HTTPException(404, "no such consultation")
+        if html:
+            return HTMLResponse(report_page.render_consultation(report))
+        return Response(report.model_dump_json(), media_type="application/json")
+
+    @router.get(
+        "/units/{unit}/report",
+        summary="A unit's volume and campaigns over a period",
+        response_model=UnitReport,
+        responses=REPORT_RESPONSES,
+    )
+    async def unit_report(
+        request: Request,
+        client: Caller,
+        unit: Annotated[str, Path(pattern=IDENTIFIER, examples=["voice_of_customer"])],
+        since: Annotated[
+            date, Query(alias="from", description="First day (Asia/Riyadh), inclusive.")
+        ],
+        until: Annotated[date, Query(alias="to", description="Last day, inclusive.")],
+        format: Annotated[
+            Format | None,
+            Query(description="`json` (default) or `html`; else by the `Accept` header."),
+        ] = None,
+    ) -> Response:
+        """Return a unit's volume and largest campaigns over a period (JSON, or HTML).
+
+        Volume per day by channel, kind and topic, and the largest campaigns of the period
+        (at most 366 days).
+        """
+        if until < since or (until - since).days >= reports.MAX_DAYS:
+            raise HTTPException(422, f"from must not be after to, at most {reports.MAX_DAYS} days")
+        report = await reports.unit_report(
+            store, unit, since, until, names=units, now=datetime.now(UTC)
+        )
+        html = _wants_html(request, format)
+        await accesses.record(
+            client,
+            "/v1/units/{unit}/report",
+            query={"unit": unit, "from": since, "to": until, "format": "html" if html else "json"},
+        )
+        if html:
+            return HTMLResponse(report_page.render_unit(report))
+        return Response(report.model_dump_json(), media_type="application/json")
 
     return router
 

@@ -14,7 +14,9 @@ Appending without reading (the write path's only reads resolve duplicate keys):
 5. insert the status snapshots of what was appended (and of what was found already archived,
    which heals a crash between the two writes);
 6. upsert the campaigns the batch's grouped events name (one idempotent upsert per campaign,
-   repeated events included for the same reason: `campaigns.py`).
+   repeated events included for the same reason: `campaigns.py`);
+7. count the grouped events into the report aggregates, exactly once by a fence of Kafka
+   positions (`aggregates.py`, `report_writer.py`).
 The batch runner commits the offsets only after `archive` returns, i.e. after all are durable.
 """
 
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from services.archive import campaigns, metrics
+from services.archive import campaigns, metrics, report_writer
 from services.archive.chain import Anchor, Head, seal
 from services.archive.projection import ChainCache, ChainState, snapshot, state_from_store
 from services.archive.records import Entry, read
@@ -71,6 +73,10 @@ class Archiver:
             started = time.perf_counter()
             if await batch.campaigns(appended, repeated):
                 metrics.WRITE_SECONDS.labels("campaigns").observe(time.perf_counter() - started)
+            started = time.perf_counter()
+            facts = [entry.report for entry in entries if entry.report is not None]
+            if await report_writer.count(self._store, facts):
+                metrics.WRITE_SECONDS.labels("reports").observe(time.perf_counter() - started)
         finally:
             batch.release()  # heads only ever advance on a successful insert: always true
         for topic, count in Counter(entry.topic for entry, _ in appended).items():

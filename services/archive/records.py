@@ -32,6 +32,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
+from services.archive.aggregates import Fact, fact_of
 from services.archive.campaigns import Membership, membership
 from services.archive.settings import ArchiveTopics
 from services.archive.status import RANK, RecordType, Status
@@ -100,6 +101,8 @@ class Entry:
     facts: Facts
     campaign: Membership | None = None
     """The campaign a `submission.grouped` event says its submission joined, if any."""
+    report: Fact | None = None
+    """What a `submission.grouped` event adds to the report aggregates (`aggregates.py`)."""
 
 
 def read(record: Record, topics: ArchiveTopics) -> Entry:
@@ -133,6 +136,11 @@ def read(record: Record, topics: ArchiveTopics) -> Entry:
         canonical=canonical_json(data),
         facts=_facts(event, topics),
         campaign=membership(event) if isinstance(event, events.SubmissionGrouped) else None,
+        report=(
+            fact_of(event, record.partition, record.offset)
+            if isinstance(event, events.SubmissionGrouped)
+            else None
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 from services.archive.clients import ApiClientConfig
 from services.archive.store import QueryIndexes
 from shared import topics
+from shared.consultations import CONSULTATIONS_PATH
 from shared.settings import MongoSettings, ServiceSettings, refuse_default_secret
 
 
@@ -111,6 +112,11 @@ class ArchiveSettings(ServiceSettings):
         default="auto",
         description="Create the API's query indexes: `auto` = on MongoDB, not on FerretDB 1.x "
         "(which never uses them and pays for them on every insert); `always`; `never`.",
+    )
+    consultations_path: Path = Field(
+        default=CONSULTATIONS_PATH,
+        description="The registry of consultations (titles, windows, questionnaires) the "
+        "summary of views is labelled with; a missing file is an empty registry.",
     )
     export_page_size: int = Field(default=1000, ge=1, le=10_000, description="Export read size.")
     verify_interval_seconds: float = Field(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from pymongo.errors import AutoReconnect
 
+from services.archive import aggregates
 from services.archive.campaigns import CampaignPosition
 from services.archive.store import Position, SnapshotQuery
 
@@ -27,6 +28,11 @@ class InMemoryArchiveStore:
         self.submissions: dict[str, Document] = {}
         self.campaigns: dict[str, Document] = {}
         self.campaign_writes = 0
+        self.report_counters: dict[str, Document] = {}
+        self.report_entries_by_scope: dict[str, dict[str, Document]] = {}
+        self.report_pages_by_scope: dict[str, dict[str, Document]] = {}
+        self.fail_counts = 0
+        """Counter updates to fail (a crash after the entries and pages were written)."""
         self.down = False
         self.inserts = 0
         self.reads = 0
@@ -181,3 +187,85 @@ class InMemoryArchiveStore:
             key=lambda d: (-d["size"], d["_id"]),
         )
         return [copy.deepcopy(d) for d in found[:limit]]
+
+    # --- report aggregates (services/archive/aggregates.py) ---
+
+    async def report_scopes(
+        self, scopes: Sequence[str] | None, fields: Sequence[str] | None = None
+    ) -> dict[str, Document]:
+        self._check()
+        return {
+            name: copy.deepcopy(doc)
+            for name, doc in self.report_counters.items()
+            if scopes is None or name in scopes
+        }
+
+    async def count_report(
+        self, scope: str, read: Mapping[str, int] | None, first: Document | None, update: Document
+    ) -> bool:
+        self._check()
+        if self.fail_counts:
+            self.fail_counts -= 1
+            raise AutoReconnect("crashed before the counts (fake)")
+        if read is None:
+            if scope in self.report_counters:
+                return False
+            assert first is not None
+            self.report_counters[scope] = copy.deepcopy(first)
+            return True
+        doc = self.report_counters.get(scope)
+        if doc is None:
+            return False
+        for name, wanted in aggregates.fence_condition(scope, read, update).items():
+            if name == "_id":
+                continue
+            have = doc.get("positions", {}).get(name.removeprefix("positions."))
+            if (have is not None) if isinstance(wanted, dict) else have != wanted:
+                return False
+        for dotted, n in update.get("$inc", {}).items():
+            node = doc
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = node.get(leaf, 0) + n
+        for dotted, value in update.get("$set", {}).items():
+            node = doc
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return True
+
+    async def insert_report_entries(self, scope: str, docs: Sequence[Document]) -> set[int]:
+        self._check()
+        entries = self.report_entries_by_scope.setdefault(scope, {})
+        refused = set()
+        for i, doc in enumerate(docs):
+            if doc["_id"] in entries:
+                refused.add(i)
+            else:
+                entries[doc["_id"]] = copy.deepcopy(doc)
+        return refused
+
+    async def report_entries(self, scope: str, ids: Sequence[str]) -> dict[str, Document]:
+        self._check()
+        entries = self.report_entries_by_scope.get(scope, {})
+        return {i: copy.deepcopy(entries[i]) for i in ids if i in entries}
+
+    async def replace_report_entries(self, scope: str, docs: Sequence[Document]) -> None:
+        self._check()
+        entries = self.report_entries_by_scope.setdefault(scope, {})
+        for doc in docs:
+            entries[doc["_id"]] = copy.deepcopy(doc)
+
+    async def insert_report_page(self, scope: str, doc: Document) -> Document | None:
+        self._check()
+        pages = self.report_pages_by_scope.setdefault(scope, {})
+        if doc["_id"] in pages:
+            return copy.deepcopy(pages[doc["_id"]])
+        pages[doc["_id"]] = copy.deepcopy(doc)
+        return None
+
+    async def report_pages(self, scope: str) -> list[Document]:
+        self._check()
+        return [copy.deepcopy(d) for d in self.report_pages_by_scope.get(scope, {}).values()]
