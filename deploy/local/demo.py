@@ -277,7 +277,9 @@ def main() -> None:
     now = datetime.now(UTC)
     for ref, consultation in consultations.items():
         window = window_state(consultation, now)
-        print(f"  {ref:<20} {window:<13} {ARCHIVE}/v1/consultations/{ref}/report")
+        print(f"  {ref:<20} {window:<13} {ARCHIVE}/v1/consultations/{ref}/report?format=html")
+    hint = "or: sada report consultation REF --format html --out report.html"
+    print(f"  (the API wants a token: curl -H 'Authorization: Bearer {ARCHIVE_TOKEN}' URL; {hint})")
     if not complete:
         sys.exit("some submissions were not routed, e-mailed once and archived, or a broken "
                  "input was not rejected as intake's validation says: see the tables")  # fmt: skip
