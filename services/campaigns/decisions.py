@@ -37,7 +37,7 @@ from services.campaigns.grouping import (
     scope_of,
 )
 from services.campaigns.store import CampaignState, Decided, Position, ScopeChanges, text_document
-from shared import events
+from shared import events, logging
 from shared.kafka import Outgoing, Record
 
 SERVICE = "campaigns"
@@ -56,6 +56,7 @@ LOADS = Counter(
     "Scopes rebuilt from MongoDB: a start, a rebalance, or a scope evicted from memory.",
 )
 HELD = Gauge("sada_campaign_scopes_held", "Scopes held in this process's memory.")
+log = logging.get_logger(__name__)
 
 
 def outcome(grouping: Grouping) -> str:
@@ -220,8 +221,10 @@ class Campaigns:
             self._held.move_to_end(scope)
             return
         self._drop(scope)
-        await self._state.load(scope, position, self._store)
+        texts = await self._state.load(scope, position, self._store)
         LOADS.inc()
+        # The scope names a draft law or a unit, never a person: safe to log.
+        log.info("scope loaded from MongoDB", scope=scope, seq=position.seq, texts=texts)
         self._held[scope] = position
         HELD.set(len(self._held))
 
