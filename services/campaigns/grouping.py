@@ -243,10 +243,6 @@ class MemoryStore:
         """Drop everything `scope` holds (its persisted state is reloaded instead)."""
         self._scopes.pop(scope, None)
 
-    def holds(self, scope: str) -> bool:
-        """Return True when `scope` has state here."""
-        return scope in self._scopes
-
     def indexed(self, scope: str) -> int:
         """Return how many near-identical candidates `scope` holds."""
         found = self._scopes.get(scope)

@@ -277,7 +277,7 @@ class MongoCampaignState:
         await insert_unordered(self._db[TEXTS], texts)
         sizes = [
             UpdateOne(
-                {"_id": _campaign_key(change.scope, founder)},
+                {"_id": campaign_id(change.scope, founder)},
                 {
                     "$max": {"size": size, "seq": seq, "last_seen": seen_at},
                     "$setOnInsert": {"scope": change.scope, "founder_id": founder},
@@ -312,8 +312,3 @@ class MongoCampaignState:
         texts = await self._db[TEXTS].delete_many({"scope": scope, "seen_at": {"$lt": before}})
         await self._db[SIZES].delete_many({"scope": scope, "last_seen": {"$lt": before}})
         return texts.deleted_count
-
-
-def _campaign_key(scope: str, founder_id: str) -> str:
-    # The campaign id is derived from exactly these two, so the key is the campaign's identity.
-    return campaign_id(scope, founder_id)
