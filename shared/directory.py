@@ -18,6 +18,29 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "deploy" / "config"
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
+class DigestOverrides(BaseModel):
+    """A unit's own digest policy (docs/digests.md); unset values keep the notifier's settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool | None = Field(default=None, description="False: always one e-mail each.")
+    threshold: int | None = Field(
+        default=None, ge=1, description="E-mails within `rate_seconds` before digest mode."
+    )
+    rate_seconds: float | None = Field(
+        default=None, gt=0, description="The trailing window the threshold counts over."
+    )
+    window_seconds: float | None = Field(
+        default=None, gt=0, description="One digest per this many seconds in digest mode."
+    )
+    campaign_individual: int | None = Field(
+        default=None, ge=1, description="Members of a campaign e-mailed one by one."
+    )
+    list_limit: int | None = Field(
+        default=None, ge=1, description="Past this many items a digest attaches the full list."
+    )
+
+
 class Unit(BaseModel):
     """A ministry unit that owns a share of the feedback."""
 
@@ -30,6 +53,9 @@ class Unit(BaseModel):
     personal_data: bool = Field(
         default=True,
         description="False: e-mails carry the reference and an archive link, no submitter data.",
+    )
+    digest: DigestOverrides | None = Field(
+        default=None, description="When its mailbox switches to digests; default: the notifier's."
     )
 
 

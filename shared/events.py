@@ -128,6 +128,15 @@ class GroupedPayload(RoutedPayload):
     )
 
 
+class DigestRef(Frozen):
+    """The digest e-mail that carried a notification (docs/digests.md)."""
+
+    digest_id: str = Field(description="UUIDv5 hex of mailbox, window end and members.")
+    items: int = Field(ge=1, description="Submissions in that digest.")
+    window_end: datetime = Field(description="End of the last window the digest covers (UTC).")
+    why: str = Field(description="Why this submission waited: `surge` or `campaign`.")
+
+
 class NotificationPayload(Frozen):
     """The outcome of e-mailing a unit about a routed submission."""
 
@@ -139,6 +148,11 @@ class NotificationPayload(Frozen):
     attempts: int = Field(default=1, description="Delivery attempts made.")
     repeat: bool = Field(
         default=False, description="True when the ledger already held this e-mail: none re-sent."
+    )
+    digest: DigestRef | None = Field(
+        default=None,
+        description="Set when the submission went out in a digest rather than its own e-mail; "
+        "`message_id` is then the digest's.",
     )
 
 

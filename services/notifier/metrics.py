@@ -44,3 +44,40 @@ DEFERRED_DUE = Gauge(
     "sada_notifier_deferred_due",
     "Parked notifications found due at this notifier's last look (capped by its batch).",
 )
+DIGEST_MODE = Gauge(
+    "sada_notifier_digest_mode",
+    "1 while this notifier sees the unit's mailbox above its threshold (digest mode), else 0.",
+    ["unit"],
+)
+DIGEST_MODE_CHANGES = Counter(
+    "sada_notifier_digest_mode_changes_total",
+    "Switches of a unit's mailbox between individual and digest mode, by the mode entered.",
+    ["unit", "mode"],
+)
+DIGEST_PENDING = Counter(
+    "sada_notifier_digest_pending_total",
+    "Submissions set aside for the next digest, by unit and why: surge or campaign (a copy "
+    "past the campaign's first members).",
+    ["unit", "why"],
+)
+DIGESTS = Counter(
+    "sada_notifier_digests_total",
+    "Digest e-mails by unit and outcome: sent, failed (permanent refusal) or retry.",
+    ["unit", "outcome"],
+)
+DIGEST_ITEMS = Histogram(
+    "sada_notifier_digest_items",
+    "Submissions in one digest e-mail.",
+    ["unit"],
+    buckets=(1, 5, 10, 30, 100, 200, 500, 1000, 2000, 5000, 10000, 20000),
+)
+DIGEST_OLDEST_SECONDS = Gauge(
+    "sada_notifier_digest_oldest_pending_seconds",
+    "Age of the oldest submission waiting for a digest of the unit's mailbox (0: none waits).",
+    ["unit"],
+)
+DIGEST_WINDOW_SECONDS = Gauge(
+    "sada_notifier_digest_window_seconds",
+    "The unit's digest window, for alerts (oldest pending over two windows).",
+    ["unit"],
+)

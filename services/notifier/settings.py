@@ -85,6 +85,62 @@ class DeferralSettings(BaseModel):
     )
 
 
+class DigestSettings(BaseModel):
+    """Inbox protection (`SADA_DIGEST__THRESHOLD` and friends; a unit may override in units.yaml).
+
+    See docs/digests.md: one e-mail per submission while a mailbox is calm, one digest per
+    window under a surge, and campaign copies past the first few counted in the next digest.
+    """
+
+    enabled: bool = Field(default=True, description="False: every submission is e-mailed alone.")
+    threshold: int = Field(
+        default=30,
+        ge=1,
+        description="More e-mails than this to one mailbox within `RATE_SECONDS`: digest mode.",
+    )
+    rate_seconds: float = Field(
+        default=600.0, gt=0, description="The trailing window the threshold counts over."
+    )
+    window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="In digest mode, one digest per mailbox per window (clock-aligned).",
+    )
+    campaign_individual: int = Field(
+        default=3,
+        ge=1,
+        description="Members of a campaign e-mailed one by one; later copies go to the next "
+        "digest, at any rate.",
+    )
+    list_limit: int = Field(
+        default=200,
+        ge=1,
+        description="Past this many submissions a digest lists campaigns and counts and "
+        "attaches the full list as CSV.",
+    )
+    max_items: int = Field(
+        default=10_000,
+        ge=1,
+        le=20_000,
+        description="Most submissions in one digest e-mail (keeps it under 10 MB); the rest "
+        "go in the next one, sent right after.",
+    )
+    poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often each notifier looks for digests that are due."
+    )
+    settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="A window is sent this long after it ends, so writes in flight land in it.",
+    )
+    lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="One notifier sends a mailbox's digest at a time; another takes over a "
+        "digest left unfinished this long after it was taken.",
+    )
+
+
 class NotifierMongoSettings(MongoSettings):
     """The notifier's own database: the ledger lives apart from every other service's data."""
 
@@ -127,6 +183,7 @@ class NotifierSettings(ServiceSettings):
     )
     smtp: SmtpSettings = SmtpSettings()
     deferral: DeferralSettings = DeferralSettings()
+    digest: DigestSettings = DigestSettings()
     units_path: Path = Field(
         default=CONFIG_DIR / "units.yaml", description="Units file (names, personal_data)."
     )
