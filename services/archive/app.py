@@ -9,7 +9,7 @@ from services.archive import api, clients, handlers
 from services.archive.access import AccessLog
 from services.archive.archiver import Archiver
 from services.archive.audit import Sweeper
-from services.archive.lease import LEASES, SWEEP_LEASE, Lease, MongoLease, holder_name
+from shared.lease import LEASES, SWEEP_LEASE, Lease, MongoLease, holder_name
 from services.archive.settings import ArchiveSettings
 from services.archive.store import ArchiveStore, MongoArchiveStore
 from shared import logging, version

@@ -24,7 +24,7 @@ import pymongo
 
 from services.archive import metrics
 from services.archive.chain import Anchor, Break, verify_chain
-from services.archive.lease import Lease
+from shared.lease import Lease
 from services.archive.projection import anchors_of
 from services.archive.store import ArchiveStore
 from shared.logging import get_logger

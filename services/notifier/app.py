@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from fastapi import FastAPI
@@ -10,16 +10,22 @@ from fastapi import FastAPI
 from services.notifier import handlers
 from services.notifier.deferred import DeferredQueue, MongoDeferredQueue
 from services.notifier.delivery import Notifier, Schedule
+from services.notifier.digest_messages import DigestComposer
+from services.notifier.digest_sender import DigestSender, Leases, mongo_leases
+from services.notifier.digests import DigestPolicy, policies
 from services.notifier.ledger import Ledger, MongoLedger
 from services.notifier.mailer import Mailer, SmtpMailerPool
 from services.notifier.messages import Composer
+from services.notifier.pending import MongoPendingStore, PendingStore
 from services.notifier.retrier import Clock, Retrier
 from services.notifier.settings import RETRIER_STOP_SECONDS, NotifierSettings
+from services.notifier.triage import Triage
 from shared import events, logging, mongo, version
 from shared.directory import load_channels, load_units
 from shared.http import Check, Hook, create_app, serve
 from shared.kafka import BatchRunner, Outgoing, make_broker, produce_all
 from shared.lag import lag_monitor
+from shared.lease import holder_name
 from shared.transport import announce_insecure_transport
 
 SERVICE = "notifier"
@@ -36,29 +42,59 @@ def composer_for(settings: NotifierSettings) -> Composer:
     )
 
 
+def digest_policy(settings: NotifierSettings) -> DigestPolicy:
+    """Return the default digest policy from `settings` (units.yaml may override per unit)."""
+    digest = settings.digest
+    return DigestPolicy(
+        enabled=digest.enabled,
+        threshold=digest.threshold,
+        rate_seconds=digest.rate_seconds,
+        window_seconds=digest.window_seconds,
+        campaign_individual=digest.campaign_individual,
+        list_limit=digest.list_limit,
+        max_items=digest.max_items,
+    )
+
+
 def build(
     settings: NotifierSettings,
     *,
     mailer: Mailer | None = None,
     ledger: Ledger | None = None,
     queue: DeferredQueue | None = None,
+    pending: PendingStore | None = None,
+    leases: Callable[[str], Leases] | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """Return the notifier app; tests pass in-memory `mailer`/`ledger`/`queue` instead."""
+    """Return the notifier app; tests pass in-memory `mailer`/`ledger`/`queue`/`pending`."""
     composer = composer_for(settings)
     broker = make_broker(settings.kafka, service=SERVICE)
     checks: dict[str, Check] = {}
     on_shutdown: list[Hook] = []
-    if ledger is None or queue is None:
+    if ledger is None or queue is None or pending is None or leases is None:
         client = mongo.make_client(settings.mongo, app_name=SERVICE)
         ledger = ledger or MongoLedger(client, settings.mongo.database)
         queue = queue or MongoDeferredQueue(client, settings.mongo.database)
+        if pending is None or leases is None:
+            store = MongoPendingStore(client, settings.mongo.database)
+            pending = pending or store
+            leases = leases or mongo_leases(
+                store.leases, ttl=settings.digest.lease_seconds, holder=holder_name()
+            )
         checks["mongo"] = lambda: mongo.ping(client)
         on_shutdown.append(client.close)
     if mailer is None:
         mailer = SmtpMailerPool(settings.smtp)
     release = version.current()
     deferral = settings.deferral
+    default_policy = digest_policy(settings)
+    triage = Triage(
+        store=pending,
+        default=default_policy,
+        policies=policies(default_policy, composer.units),
+        personal=composer.personal_data,
+        **({"clock": clock} if clock else {}),
+    )
     notifier = Notifier(
         composer=composer,
         mailer=mailer,
@@ -75,6 +111,7 @@ def build(
         ),
         ledger_flush_every=settings.ledger_flush_every,
         parallel=settings.smtp.connections,
+        triage=triage,
     )
 
     async def publish(outgoing: Sequence[Outgoing]) -> None:
@@ -90,7 +127,28 @@ def build(
         publish_seconds=settings.kafka.hold_seconds,
         **({"clock": clock} if clock else {}),
     )
-    # Shutdown order: the retrier ends its attempt while Kafka can still take the outcome; the
+    digests = DigestSender(
+        store=pending,
+        triage=triage,
+        ledger=ledger,
+        mailer=mailer,
+        composer=DigestComposer(
+            units=composer.units,
+            channels=composer.channels,
+            sender=composer.sender,
+            archive_url=composer.archive_url,
+            message_id_domain=composer.message_id_domain,
+        ),
+        outcomes=notifier,
+        publish=publish,
+        lease_for=leases,
+        poll_seconds=settings.digest.poll_seconds,
+        settle_seconds=settings.digest.settle_seconds,
+        lease_seconds=settings.digest.lease_seconds,
+        publish_seconds=settings.kafka.hold_seconds,
+        **({"clock": clock} if clock else {}),
+    )
+    # Shutdown order: the retrier and the digest sender end its attempt while Kafka can still take the outcome; the
     # broker gives the batch in hand its graceful timeout; ledger writes still in flight are
     # awaited; only then do the mail and database connections close (settings.shutdown_seconds).
     on_shutdown[:0] = [partial(notifier.drain, settings.drain_seconds), mailer.close]
@@ -110,14 +168,18 @@ def build(
         broker=broker,
         checks=checks,
         on_startup=[lag.start],
-        after_start=[retrier.start],
-        on_stop=[partial(retrier.stop, RETRIER_STOP_SECONDS)],
+        after_start=[retrier.start, digests.start],
+        on_stop=[
+            partial(retrier.stop, RETRIER_STOP_SECONDS),
+            partial(digests.stop, RETRIER_STOP_SECONDS),
+        ],
         on_shutdown=[lag.stop, *on_shutdown],
         description=__doc__ or "",
     )
     app.state.broker = broker
     app.state.notifier = notifier
     app.state.retrier = retrier
+    app.state.digests = digests
     return app
 
 

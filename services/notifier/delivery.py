@@ -25,17 +25,21 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import aiosmtplib
 
 from services.notifier import metrics
 from services.notifier.deferred import DeferredItem, DeferredQueue, wait_after
+from services.notifier.digests import DigestItem
 from services.notifier.ledger import Ledger, LedgerEntry, Status
 from services.notifier.mailer import DeferredError, Mailer, RefusedError, SmtpReply
 from services.notifier.messages import Composer, message_id, notification_key
+from services.notifier.triage import Triage
 from shared import events
 from shared.events import (
     DeferredPayload,
+    DigestRef,
     NotificationDeferred,
     NotificationFailed,
     NotificationPayload,
@@ -71,6 +75,30 @@ def retry_kind(exc: BaseException) -> str:
     return "other"
 
 
+class About(Protocol):
+    """What an outcome event names: a grouped event, or a digest item made from one."""
+
+    @property
+    def submission_id(self) -> str:
+        """The submission's id."""
+        ...
+
+    @property
+    def reference(self) -> str:
+        """The submission's reference."""
+        ...
+
+    @property
+    def event_id(self) -> str:
+        """The consumed grouped event's id (the outcome's id derives from it)."""
+        ...
+
+    @property
+    def correlation_id(self) -> str:
+        """Carried from the consumed event."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """How a refused recipient is retried (`DeferralSettings`, in what the notifier needs)."""
@@ -97,9 +125,11 @@ class Notifier:
         schedule: Schedule | None = None,
         ledger_flush_every: int = 50,
         parallel: int = 1,
+        triage: Triage | None = None,
     ) -> None:
         self._composer = composer
         self._queue = queue
+        self._triage = triage
         self.schedule = schedule or Schedule()
         # Ledger writes of e-mails already sent, awaited at shutdown before MongoDB closes.
         self._writes: set[asyncio.Task[None]] = set()
@@ -118,20 +148,31 @@ class Notifier:
         grouped = [parse(record) for record in records]
         keys = [notification_key(g.submission_id, g.payload.decision.unit) for g in grouped]
         distinct = list(dict.fromkeys(keys))
-        # Parked before the ledger is read: the retrier records an outcome before it unparks,
-        # so a key is always found in one or the other (docs/notifier.md).
+        # Parked and set aside are read before the ledger: the retrier and the digest sender
+        # record an outcome before they let go of a key, so a key is always found in one of
+        # them (docs/notifier.md, docs/digests.md).
         parked = await self._queue.parked(distinct)
-        known = await self._ledger.claim(distinct)
+        again = await self._ledger.claim_keys(distinct)
+        waiting = set()
+        if again and self._triage is not None:
+            waiting = await self._triage.waiting([k for k in distinct if k in again])
+        known = await self._ledger.outcomes([k for k in distinct if k in again])
+        waiting -= known.keys()
         fresh: dict[str, SubmissionGrouped] = {}
         for event, key in zip(grouped, keys, strict=True):
-            if key not in known and key not in parked:
+            if key not in known and key not in parked and key not in waiting:
                 fresh.setdefault(key, event)  # the same event twice in one batch: one e-mail
+        if self._triage is not None:
+            fresh, aside = await self._triage.split(fresh)
+            waiting.update(item.key for item in aside)
         sent = await self._send_all(fresh)
         outgoing: list[Outgoing] = []
         for event, key in zip(grouped, keys, strict=True):
             entry = known.get(key)
             repeat = entry is not None
             if entry is None:
+                if key in waiting:
+                    continue  # its digest publishes the outcome
                 new = None if key in parked else sent[key]
                 if new is None:
                     parked.add(key)  # the retrier owns it now, and publishes its outcome
@@ -353,7 +394,20 @@ class Notifier:
         )
         return self._about(NotificationDeferred, event, payload, decision.unit)
 
-    def _outcome(self, event: SubmissionGrouped, entry: LedgerEntry, *, repeat: bool) -> Outgoing:
+    def outcome_of(
+        self, item: DigestItem, entry: LedgerEntry, *, repeat: bool, digest: DigestRef | None
+    ) -> Outgoing:
+        """Return the outcome record of a submission that went out in a digest."""
+        return self._outcome(item, entry, repeat=repeat, digest=digest)
+
+    def _outcome(
+        self,
+        event: About,
+        entry: LedgerEntry,
+        *,
+        repeat: bool,
+        digest: DigestRef | None = None,
+    ) -> Outgoing:
         cls: type[NotificationSent | NotificationFailed] = (
             NotificationSent if entry.status == "sent" else NotificationFailed
         )
@@ -365,13 +419,14 @@ class Notifier:
             smtp_reply=entry.smtp_reply,
             attempts=entry.attempts,
             repeat=repeat,
+            digest=digest,
         )
         return self._about(cls, event, payload, entry.unit)
 
     def _about(
         self,
         cls: type[NotificationSent | NotificationFailed | NotificationDeferred],
-        event: SubmissionGrouped,
+        event: About,
         payload: NotificationPayload | DeferredPayload,
         unit: str,
     ) -> Outgoing:

@@ -50,6 +50,8 @@ class LedgerEntry:
     smtp_reply: str | None
     attempts: int
     recorded_at: datetime
+    digest_id: str | None = None
+    """The digest that carried it (`message_id` is then the digest's); None for its own e-mail."""
 
 
 class Ledger(Protocol):
@@ -57,6 +59,14 @@ class Ledger(Protocol):
 
     async def claim(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
         """Claim `keys` (distinct) for sending; return the outcomes recorded among them, by key."""
+        ...
+
+    async def claim_keys(self, keys: Sequence[str]) -> set[str]:
+        """Claim `keys` (distinct); return those claimed before (redeliveries)."""
+        ...
+
+    async def outcomes(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        """Return the outcomes recorded for `keys`, by key."""
         ...
 
     async def record_many(self, entries: Sequence[LedgerEntry]) -> None:
@@ -85,14 +95,21 @@ class MongoLedger:
 
     async def claim(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
         """Insert a claim per key; read outcomes only for the keys claimed before (redeliveries)."""
+        return await self.outcomes(sorted(await self.claim_keys(keys)))
+
+    async def claim_keys(self, keys: Sequence[str]) -> set[str]:
+        """Insert a claim per key in one write; return the keys the unique `_id` refused."""
         if not keys:
-            return {}
+            return set()
         at = datetime.now(UTC)
         refused = await insert_unordered(self._claims, [{"_id": k, "claimed_at": at} for k in keys])
-        if not refused:
+        return {keys[i] for i in refused}
+
+    async def outcomes(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        """Return the outcomes recorded for `keys` (one query; a scan on FerretDB: keep it rare)."""
+        if not keys:
             return {}
-        again = [keys[i] for i in sorted(refused)]
-        cursor = self._collection.find({"_id": {"$in": again}})
+        cursor = self._collection.find({"_id": {"$in": list(keys)}})
         return {str(doc["_id"]): from_document(doc) async for doc in cursor}
 
     async def record_many(self, entries: Sequence[LedgerEntry]) -> None:

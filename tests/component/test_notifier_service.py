@@ -17,7 +17,12 @@ from services.notifier.deferred import DeferredItem
 from services.notifier.ledger import LedgerEntry
 from services.notifier.mailer import RefusedError, SmtpReply
 from services.notifier.messages import Email, message_id
-from services.notifier.settings import DeferralSettings, NotifierSettings, SmtpSettings
+from services.notifier.settings import (
+    DeferralSettings,
+    DigestSettings,
+    NotifierSettings,
+    SmtpSettings,
+)
 from shared import ids, topics
 from shared.events import (
     ANY_EVENT,
@@ -29,6 +34,7 @@ from shared.events import (
 )
 from shared.settings import KafkaSettings
 from tests import notifier_support as support
+from tests.component.digest_fakes import MemoryPendingStore, memory_leases
 
 GROUPED, NOTIFICATIONS = "test.grouped", "test.notifications"
 
@@ -64,6 +70,15 @@ class FakeLedger:
         before = self.claimed.intersection(keys)
         self.claimed.update(keys)
         return {key: self.entries[key] for key in before if key in self.entries}
+
+    async def claim_keys(self, keys: Sequence[str]) -> set[str]:
+        self.claims += 1
+        before = self.claimed.intersection(keys)
+        self.claimed.update(keys)
+        return before
+
+    async def outcomes(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        return {key: self.entries[key] for key in keys if key in self.entries}
 
     async def record_many(self, entries: Sequence[LedgerEntry]) -> None:
         for entry in entries:
@@ -155,8 +170,11 @@ async def notifier(
     queue: FakeQueue | None = None,
     clock: Clock | None = None,
     deferral: DeferralSettings | None = None,
+    digest: DigestSettings | None = None,
+    pending: MemoryPendingStore | None = None,
 ) -> AsyncIterator[Harness]:
     settings = NotifierSettings(
+        digest=digest or DigestSettings(enabled=False),
         kafka=KafkaSettings(hold_seconds=hold_seconds),
         grouped_topic=GROUPED,
         notifications_topic=NOTIFICATIONS,
@@ -166,7 +184,15 @@ async def notifier(
     harness_mailer = mailer or FakeMailer()
     ledger = ledger or FakeLedger()
     queue = queue or FakeQueue()
-    app = build(settings, mailer=harness_mailer, ledger=ledger, queue=queue, clock=clock)
+    app = build(
+        settings,
+        mailer=harness_mailer,
+        ledger=ledger,
+        queue=queue,
+        pending=pending or MemoryPendingStore(),
+        leases=memory_leases(),
+        clock=clock,
+    )
     broker: KafkaBroker = app.state.broker
     outcomes: list[AnyEvent] = []
     dead: list[AnyEvent] = []

@@ -26,16 +26,27 @@ from faststream.kafka import KafkaBroker
 
 from deploy.local.smtp_sink import ControlFile, MaildirHandler
 from services.notifier.app import build
-from services.notifier.settings import NotifierMongoSettings, NotifierSettings, SmtpSettings
+from services.notifier.settings import (
+    DigestSettings,
+    NotifierMongoSettings,
+    NotifierSettings,
+    SmtpSettings,
+)
 from shared.events import ANY_EVENT, AnyEvent, SubmissionGrouped
 from shared.mongo import make_client
 from shared.settings import KafkaSettings
 from tests import infra
 
 
-def settings_for(smtp_port: int, *, hold_seconds: float = 3.0) -> NotifierSettings:
-    """Return settings with topics, group and database no other test uses."""
+def settings_for(
+    smtp_port: int, *, hold_seconds: float = 3.0, digest: DigestSettings | None = None
+) -> NotifierSettings:
+    """Return settings with topics, group and database no other test uses.
+
+    Digests are off unless `digest` says otherwise: these tests count e-mails one by one.
+    """
     return NotifierSettings(
+        digest=digest or DigestSettings(enabled=False),
         kafka=KafkaSettings(
             bootstrap_servers=infra.KAFKA, hold_seconds=hold_seconds, batch_timeout_ms=50
         ),

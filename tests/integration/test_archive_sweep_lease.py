@@ -11,7 +11,7 @@ import pytest
 
 from services.archive.archiver import Archiver
 from services.archive.audit import Summary, Sweeper
-from services.archive.lease import LEASES, SWEEP_LEASE, MongoLease
+from shared.lease import LEASES, SWEEP_LEASE, MongoLease
 from services.archive.settings import ArchiveTopics
 from services.archive.store import MongoArchiveStore
 from shared.mongo import make_client

@@ -17,7 +17,7 @@ from services.archive import audit
 from services.archive.archiver import Archiver
 from services.archive.audit import ChainDocs, chain_order, merge_chains
 from services.archive.chain import Break
-from services.archive.lease import next_term
+from shared.lease import next_term
 from services.archive.settings import ArchiveTopics
 from tests import archive_samples as samples
 from tests.archive_samples import record

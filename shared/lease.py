@@ -1,4 +1,6 @@
-"""A cluster-wide lease in MongoDB, so one archive replica runs each verification sweep.
+"""A cluster-wide lease in MongoDB: one replica at a time does a job.
+
+The archive's verification sweep and the notifier's digest of one mailbox use it.
 
 FerretDB 1.24 has no atomic read-modify-write: its `findAndModify` and `update` read the
 matching documents and then write them back by `_id` (FerretDB issue #2168), so two replicas
@@ -12,9 +14,12 @@ each, `_id` = `<name>:<term>`:
    replicas that try, exactly one insert succeeds; the others get a duplicate key and stand down.
 
 A lease is not renewed: it is the right to run one sweep for `ttl` seconds, which makes the sweep
-run once per interval cluster-wide. A holder that dies loses only its own turn: the lease
-expires and the next replica to ask takes the next term. Terms older than `keep` are deleted
-(this collection is bookkeeping, not archive data: it is no part of the hash chains).
+run once per interval cluster-wide. A holder done early may `release` its term (it sets its own
+term's `expires_at` to now: only the holder writes its term, so no two writers race), which lets
+the next term be taken at once (the notifier's digests do, the sweep does not). A holder that
+dies loses only its own turn: the lease expires and the next replica to ask takes the next
+term. Terms older than `keep` are deleted (this collection is bookkeeping, not archive data:
+it is no part of the hash chains).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Lease(Protocol):
 
     async def acquire(self, now: datetime) -> bool:
         """Return True when this process holds a fresh term from `now` on."""
+        ...
 
 
 def holder_name() -> str:
@@ -102,6 +108,7 @@ class MongoLease:
         self._name = name
         self._ttl = ttl
         self.holder = holder
+        self._held: int | None = None
 
     async def latest(self) -> Document | None:
         """Return the latest term of this lease, if any."""
@@ -117,8 +124,18 @@ class MongoLease:
             await self._collection.insert_one(term.document())
         except DuplicateKeyError:  # another replica claimed this term first
             return False
+        self._held = term.term
         if term.term >= KEEP_TERMS:
             await self._collection.delete_many(
                 {"name": self._name, "term": {"$lte": term.term - KEEP_TERMS}}
             )
         return True
+
+    async def release(self, now: datetime) -> None:
+        """End the term this process holds (if any) at `now`, so the next may start."""
+        if self._held is None:
+            return
+        held, self._held = self._held, None
+        await self._collection.update_one(
+            {"_id": f"{self._name}:{held}", "holder": self.holder}, {"$set": {"expires_at": now}}
+        )
