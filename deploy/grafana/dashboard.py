@@ -11,7 +11,7 @@ provisioning/dashboards/sada.yaml; the datasource comes from provisioning/dataso
 
 Every query uses metrics that the services define (shared/kafka.py, services/*/metrics.py,
 services/router/routing.py and services/campaigns/decisions.py); labels are the bounded sets
-those define (channel, unit, rule, code, outcome, service, topic, partition).
+those define (channel, unit, rule, code, outcome, why, mode, service, topic, partition).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from grafana_foundation_sdk.builders import (  # type: ignore[import-not-found, 
     common,
     piechart,
     stat,
+    statetimeline,
     timeseries,
 )
 from grafana_foundation_sdk.builders import (  # type: ignore[import-not-found, unused-ignore]
@@ -48,6 +49,9 @@ OUTPUT = HERE / "dashboards" / "sada.json"
 UID = "sada-overview"
 DATASOURCE = dash_models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 SERVICES = "intake|router|campaigns|notifier|archive"
+DIGEST_SPAN = "15m"
+"""The range digest sizes are measured over: three default windows, so each digest (one per
+window at most) stays in the average for a while instead of showing as a blip between gaps."""
 
 
 def query(expr: str, legend: str = "", ref: str = "A") -> prom.Dataquery:
@@ -87,10 +91,148 @@ def series(title: str, description: str, *, unit: str, stacked: bool = False) ->
     return panel
 
 
-def build() -> dash.Dashboard:
-    """The whole dashboard: flow, campaigns, notifications, Kafka and services."""
-    datasource = dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+def digest_row(board: dash.Dashboard) -> dash.Dashboard:
+    """Inbox protection: each mailbox's mode, its digests and how long submissions wait for one.
+
+    Every notifier replica exports the gauges (mode, oldest pending, window) for every unit
+    from the shared store, so they are read with `max by (unit)`; the mode-switch counter is
+    taken per replica too (max), so a switch that every replica sees counts once.
+    """
+    individual = dash_models.ValueMappingResult(text="individual", color="green")
+    digest = dash_models.ValueMappingResult(text="digest", color="orange")
+    dashed = dash_models.DynamicConfigValue(
+        id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}
+    )
     return (
+        board.with_row(dash.Row("Inbox protection (digests)"))
+        .with_panel(
+            statetimeline.Panel()
+            .title("Mailbox mode by unit")
+            .description(
+                "Individual: one e-mail per submission. Digest: the unit's mailbox passed its"
+                " threshold (SADA_DIGEST__THRESHOLD e-mails in SADA_DIGEST__RATE_SECONDS, or"
+                " the unit's own in units.yaml) and gets one digest per window. Campaign"
+                " copies past the first few wait for a digest in either mode."
+            )
+            .datasource(DATASOURCE)
+            .height(6)
+            .span(16)
+            .show_value(common_models.VisibilityMode.NEVER)
+            .mappings([dash_models.ValueMap({"0": individual, "1": digest})])
+            .with_target(query("max by (unit) (sada_notifier_digest_mode)", "{{unit}}"))
+        )
+        .with_panel(
+            stat.Panel()
+            .title("Mode switches (time range)")
+            .description(
+                "Switches between individual and digest mode per unit in the selected range."
+                " Many switches: the unit's traffic hovers at its threshold, and its staff get"
+                " single e-mails and digests in turn (SadaDigestModeFlapping)."
+            )
+            .datasource(DATASOURCE)
+            .height(6)
+            .span(8)
+            .unit("short")
+            .no_value("0")
+            .with_target(
+                query(
+                    "sum by (unit) (max by (unit, mode) "
+                    "(increase(sada_notifier_digest_mode_changes_total[$__range])))",
+                    "{{unit}}",
+                ).instant()
+            )
+        )
+        .with_panel(
+            series(
+                "Digests per minute by outcome",
+                "Digest e-mails by unit and outcome: sent, failed (the mail server refused it"
+                " permanently) or retry (a transient failure: the same digest, same Message-ID,"
+                " goes again).",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (unit, outcome) (rate(sada_notifier_digests_total[$__rate_interval]))"
+                    " * 60",
+                    "{{unit}} {{outcome}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Submissions set aside per minute by why",
+                "Submissions kept for the next digest instead of an e-mail of their own: surge"
+                " (the mailbox is in digest mode) or campaign (a copy past the campaign's first"
+                " members, at any rate).",
+                unit="short",
+                stacked=True,
+            ).with_target(
+                query(
+                    "sum by (unit, why) "
+                    "(rate(sada_notifier_digest_pending_total[$__rate_interval])) * 60",
+                    "{{unit}} {{why}}",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Digest size",
+                f"Submissions per digest e-mail over the last {DIGEST_SPAN}, per unit: the mean"
+                " and the 99th percentile (from the histogram's buckets). Past the list limit"
+                " (200) a digest lists campaigns and counts and attaches the full list.",
+                unit="short",
+            )
+            .with_target(
+                query(
+                    f"sum by (unit) (increase(sada_notifier_digest_items_sum[{DIGEST_SPAN}]))"
+                    f" / sum by (unit) (increase(sada_notifier_digest_items_count[{DIGEST_SPAN}]))",
+                    "{{unit}} mean",
+                    "A",
+                )
+            )
+            .with_target(
+                query(
+                    "histogram_quantile(0.99, sum by (unit, le) "
+                    f"(increase(sada_notifier_digest_items_bucket[{DIGEST_SPAN}])))",
+                    "{{unit}} p99",
+                    "B",
+                )
+            )
+        )
+        .with_panel(
+            series(
+                "Oldest submission waiting for a digest",
+                "Age of the oldest submission set aside for each unit's next digest (0: none"
+                " waits), against two of the unit's windows (dashed): a digest normally leaves"
+                " within one window and a few seconds; past two, SadaDigestOverdue fires.",
+                unit="s",
+            )
+            .with_target(
+                query(
+                    "max by (unit) (sada_notifier_digest_oldest_pending_seconds)",
+                    "{{unit}} oldest",
+                    "A",
+                )
+            )
+            .with_target(
+                query(
+                    "2 * max by (unit) (sada_notifier_digest_window_seconds)",
+                    "{{unit}} 2 × window",
+                    "B",
+                )
+            )
+            .override_by_query(
+                "B",
+                [dashed, dash_models.DynamicConfigValue(id_val="custom.fillOpacity", value=0)],
+            )
+        )
+    )
+
+
+def build() -> dash.Dashboard:
+    """The whole dashboard: flow, campaigns, notifications, digests, Kafka and services."""
+    datasource = dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+    board = (
         dash.Dashboard("Sada")
         .uid(UID)
         .description(
@@ -302,6 +444,9 @@ def build() -> dash.Dashboard:
                 )
             )
         )
+    )
+    return (
+        digest_row(board)
         # ---- Kafka ----------------------------------------------------------------------
         .with_row(dash.Row("Kafka"))
         .with_panel(
