@@ -222,7 +222,6 @@ class Attachment:
             raise ValueError(msg)
 
 
-
 def mixed(
     headers: Iterable[str],
     text: str,
@@ -244,8 +243,8 @@ def mixed(
         f'MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary="{boundary}"\r\n'
     )
     file_head = (
-        f"Content-Type: {attachment.content_type};\r\n name=\"{attachment.filename}\"\r\n"
-        f"Content-Disposition: attachment;\r\n filename=\"{attachment.filename}\"\r\n"
+        f'Content-Type: {attachment.content_type};\r\n name="{attachment.filename}"\r\n'
+        f'Content-Disposition: attachment;\r\n filename="{attachment.filename}"\r\n'
         "Content-Transfer-Encoding: base64\r\n"
     )
     return b"".join(
