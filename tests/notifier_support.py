@@ -5,7 +5,8 @@ campaign it joined. Building both here (with the shared id functions, a small st
 default routing table and a wrapper standing in for the campaigns service) keeps its tests
 independent of the other services, and makes the e-mails in docs/ reproducible.
 
-Regenerate the checked-in e-mails with `.venv/bin/python -m tests.notifier_support docs`.
+Regenerate the checked-in e-mails and digests with `.venv/bin/python -m tests.notifier_support
+docs` (add `--png` to redraw docs/digest-ar.png with headless Chromium).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from services.notifier.digest_messages import DigestComposer
+from services.notifier.digests import Digest, DigestItem, Route, item_from
 from services.notifier.messages import Composer
 from shared import events, ids
 from shared.directory import load_channels, load_units
@@ -240,6 +243,180 @@ def composer(**overrides: Any) -> Composer:
     return Composer(**{**settings, **overrides})
 
 
+def digest_composer(**overrides: Any) -> DigestComposer:
+    """Return a digest composer over the real directory files (the same settings as `composer`)."""
+    settings: dict[str, Any] = {
+        "units": load_units(),
+        "channels": load_channels(),
+        "sender": "Sada <sada-notifier@moj.gov.sa>",
+        "archive_url": ARCHIVE_URL,
+        "message_id_domain": "sada.notifier",
+    }
+    return DigestComposer(**{**settings, **overrides})
+
+
+DIGEST_END = datetime(2026, 11, 25, 7, 5, tzinfo=UTC)
+"""The sample digests' window end: 10:05 in Riyadh (a window of 10:00–10:05)."""
+
+
+def digest_item(
+    raw: dict[str, Any] | Submission,
+    *,
+    campaign: CampaignMembership | None = None,
+    why: Route = "surge",
+    personal: bool = True,
+    received_at: datetime | None = None,
+) -> DigestItem:
+    """Return the digest item the notifier would keep for `raw` (routed, grouped, pended)."""
+    sub = raw if isinstance(raw, Submission) else submission(raw, received_at=received_at)
+    event = grouped(sub, campaign=campaign)
+    return item_from(event, personal=personal, why=why, at=sub.received_at)
+
+
+def _at(minute: int, second: int = 0) -> datetime:
+    return DIGEST_END.replace(minute=minute, second=second)
+
+
+def sample_digest(*, personal: bool = True) -> Digest:
+    """The Legislations Office's digest of 10:00–10:05 (Riyadh) under a surge.
+
+    MOJ-DRAFT-2026-003: five copies of a campaign of 412 (the office had the first three by
+    themselves), and two single views, one in English; MOJ-DRAFT-2026-007: a late view; and a
+    questionnaire answer on no draft law left over from the window before.
+    """
+    first = {**ARABIC_SAMPLE, "channel_ref": "IST-2026-88001"}
+    copies = []
+    for n in range(5):
+        copy = {
+            **ARABIC_SAMPLE,
+            "channel_ref": f"IST-2026-884{n:02d}",
+            "subject": "نرفض تعديل المادة 12 من مشروع نظام الإثبات",
+            "body": "نطالب بإبقاء مدة تقديم البينة كما هي (15 يوماً) حفاظاً على سرعة الفصل.",
+        }
+        membership = campaign_of(first, size=408 + n)
+        copies.append(
+            digest_item(
+                copy,
+                campaign=membership,
+                why="campaign",
+                personal=personal,
+                received_at=_at(1, 10 * n + 5),
+            )
+        )
+    english = {
+        **ENGLISH_SAMPLE,
+        "channel": "istitlaa",
+        "channel_ref": "IST-2026-88502",
+        "kind": "comment",
+        "topic": None,
+        "legislation_ref": "MOJ-DRAFT-2026-003",
+        "subject": "Article 12: allow e-signatures via Najiz (نافذ)",
+    }
+    late = late_example()
+    questionnaire = {
+        "channel": "legislation_questionnaire",
+        "channel_ref": "LQ-551-42",
+        "kind": "consultation_response",
+        "language": "ar",
+        "subject": "استبانة: الصياغة العامة",
+        "answers": [{"question_id": "q1", "answer": "موافق مع ملاحظات"}],
+        "submitted_at": "2026-11-25T09:58:30+03:00",
+    }
+    items = (
+        *copies,
+        digest_item(
+            {**ARABIC_SAMPLE, "channel_ref": "IST-2026-88501"},
+            personal=personal,
+            received_at=_at(2, 41),
+        ),
+        digest_item(english, personal=personal, received_at=_at(3, 12)),
+        digest_item(late.model_copy(update={"received_at": _at(4, 2)}), personal=personal),
+        digest_item(
+            questionnaire, personal=personal, received_at=_at(3, 30) - timedelta(minutes=5)
+        ),
+    )
+    return Digest(
+        inbox=items[0].inbox,
+        unit=items[0].unit,
+        mailbox=items[0].mailbox,
+        window_end=DIGEST_END,
+        window_seconds=300.0,
+        items=items,
+    )
+
+
+def mixed_digest() -> Digest:
+    """Voice of the Customer's digest: English and Arabic submissions, a campaign, no draft law."""
+    app_crash = {
+        "channel": "najiz_mobile",
+        "channel_ref": "NJZ-APP-60001",
+        "kind": "problem",
+        "topic": "najiz-services",
+        "language": "ar",
+        "body": "التطبيق يغلق تلقائياً عند رفع صورة الهوية في خدمة الصكوك (الإصدار 4.2).",
+        "submitted_at": "2026-11-25T10:00:40+03:00",
+    }
+    campaign = campaign_of(app_crash, size=37)
+    crashes = [
+        digest_item(
+            {**app_crash, "channel_ref": f"NJZ-APP-6{n:04d}"},
+            campaign=campaign,
+            why="campaign",
+            received_at=_at(0, 40 + 3 * n),
+        )
+        for n in range(2, 6)
+    ]
+    reminders = {**ENGLISH_SAMPLE, "channel_ref": "<CAF99@mail.example.com>"}
+    sms = {
+        "channel": "najiz_portal",
+        "channel_ref": "NJZ-WEB-100977",
+        "kind": "suggestion",
+        "topic": "najiz-services",
+        "language": "ar",
+        "subject": "إشعار SMS عند تحديث حالة طلب الوكالة",
+        "body": "أقترح إضافة إشعار عبر الرسائل النصية.",
+        "submitted_at": "2026-11-25T10:02:00+03:00",
+    }
+    items = (
+        *crashes,
+        digest_item(reminders, received_at=_at(1, 20)),
+        digest_item(sms, received_at=_at(2, 2)),
+    )
+    return Digest(
+        inbox=items[0].inbox,
+        unit=items[0].unit,
+        mailbox=items[0].mailbox,
+        window_end=DIGEST_END,
+        window_seconds=300.0,
+        items=items,
+    )
+
+
+def doc_digests() -> dict[Path, str]:
+    """Return the checked-in example digests (HTML parts) by path."""
+    compose = digest_composer().compose
+    return {
+        DOCS / "digest-ar.html": compose(sample_digest()).html,
+        DOCS / "digest-mixed.html": compose(mixed_digest()).html,
+    }
+
+
+def write_digest_png(out: Path = DOCS) -> Path:
+    """Write the rendered picture of docs/digest-ar.html (headless Chromium, tests/browser.py)."""
+    from PIL import Image
+
+    from tests import browser
+
+    page = out / "digest-ar.html"
+    png = out / "digest-ar.png"
+    browser.screenshot(page, png, width=760, height=browser.page_height(page, width=760))
+    # 256 colours: a third of the bytes, no visible loss on text (as the report pictures)
+    with Image.open(png) as shot:
+        small = shot.convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+    small.save(png, optimize=True)
+    return png
+
+
 def doc_emails() -> dict[Path, str]:
     """Return the checked-in example e-mails by path, rendered from the two samples."""
     compose = composer().compose
@@ -272,8 +449,10 @@ def late_example() -> Submission:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["docs"]:
-        raise SystemExit("usage: python -m tests.notifier_support docs")
-    for path, html in doc_emails().items():
+    if sys.argv[1:] not in (["docs"], ["docs", "--png"]):
+        raise SystemExit("usage: python -m tests.notifier_support docs [--png]")
+    for path, html in {**doc_emails(), **doc_digests()}.items():
         path.write_text(html, encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}")
+    if "--png" in sys.argv:  # needs Chromium (make chromium)
+        print(f"wrote {write_digest_png().relative_to(ROOT)}")

@@ -1,5 +1,7 @@
 """The e-mail on the wire: headers and a `multipart/alternative` body, assembled once as bytes.
 
+A digest with its list attached is `multipart/mixed`: that alternative, then the file (`mixed`).
+
 The standard library's modern `email` policy folds headers (Arabic display names and subjects)
 in pure Python at several milliseconds per e-mail, which made composing and flattening the
 notifier's bottleneck. The message here is small and always has the same shape, so it is
@@ -18,6 +20,7 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Final
 
 LINE_MAX: Final = 78  # RFC 5322's recommended line length, as the `email` package folds
@@ -34,6 +37,8 @@ _ADDR_CHAR: Final = r"[^\s\x00-\x1f\x7f<>()\[\]\\,;:@\"]"
 _ADDR_SPEC: Final = re.compile(rf"{_ADDR_CHAR}+@{_ADDR_CHAR}+")
 # Bytes a `7bit` line may not carry (RFC 2045 §2.7): controls other than TAB, DEL, 8-bit bytes.
 _NOT_7BIT: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff]")
+# An attachment's file name, written into its headers as it is.
+_FILENAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 
 
 def encoded_word(text: str) -> str:
@@ -149,14 +154,14 @@ def header(name: str, tokens: Iterable[str]) -> str:
     return _CRLF.join(lines) + _CRLF
 
 
-def _part(subtype: str, text: str, boundary: bytes) -> bytes:
+def _part(subtype: str, text: str, *boundaries: bytes) -> bytes:
     data = text.encode("utf-8")
     # LF line breaks and a final one, as EmailMessage.set_content normalises the text.
     lines = data.splitlines()
     seven_bit = (
         max(map(len, lines), default=0) <= LINE_MAX
         and not any(_NOT_7BIT.search(line) for line in lines)
-        and b"--" + boundary not in data
+        and not any(b"--" + boundary in data for boundary in boundaries)
     )
     if seven_bit:
         cte, body = "7bit", b"\r\n".join(lines) + b"\r\n"
@@ -184,13 +189,72 @@ def alternative(headers: Iterable[str], text: str, html: str, boundary: str) -> 
         f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
     )
     # Headers are ASCII except an internationalised address, which needs SMTPUTF8 anyway.
+    return head.encode("utf-8") + _alternative_body(text, html, mark)
+
+
+def _alternative_body(text: str, html: str, mark: bytes, *outer: bytes) -> bytes:
+    # From the first delimiter to the close delimiter; `outer`: enclosing boundaries a `7bit`
+    # part must not contain either.
+    return b"".join(
+        (
+            b"\r\n--%s\r\n" % mark,
+            _part("plain", text, mark, *outer),
+            b"\r\n--%s\r\n" % mark,
+            _part("html", html, mark, *outer),
+            b"\r\n--%s--\r\n" % mark,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file attached as it is: sent base64, so its bytes (a BOM, CRLF rows) arrive unchanged."""
+
+    filename: str
+    """ASCII letters, digits, `-`, `_` and `.` only: it goes into the headers as it is."""
+    content_type: str
+    """The full type with its parameters, e.g. `text/csv; charset=utf-8`."""
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if not _FILENAME.fullmatch(self.filename):
+            msg = "an attachment's file name must be plain ASCII ([A-Za-z0-9._-])"
+            raise ValueError(msg)
+
+
+def mixed(
+    headers: Iterable[str],
+    text: str,
+    html: str,
+    attachment: Attachment,
+    boundary: str,
+    alternative_boundary: str,
+) -> bytes:
+    """Return the whole message: `multipart/mixed` of the text and HTML alternative, then a file.
+
+    The two boundaries must be valid and neither a prefix of the other (a reader may take a
+    delimiter line that starts with the outer boundary for the outer one).
+    """
+    if boundary.startswith(alternative_boundary) or alternative_boundary.startswith(boundary):
+        msg = "one boundary is a prefix of the other"
+        raise ValueError(msg)
+    mark, inner = boundary.encode("ascii"), alternative_boundary.encode("ascii")
+    head = "".join(headers) + (
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary="{boundary}"\r\n'
+    )
+    file_head = (
+        f'Content-Type: {attachment.content_type};\r\n name="{attachment.filename}"\r\n'
+        f'Content-Disposition: attachment;\r\n filename="{attachment.filename}"\r\n'
+        "Content-Transfer-Encoding: base64\r\n"
+    )
     return b"".join(
         (
             head.encode("utf-8"),
             b"\r\n--%s\r\n" % mark,
-            _part("plain", text, mark),
+            b'Content-Type: multipart/alternative;\r\n boundary="%s"\r\n' % inner,
+            _alternative_body(text, html, inner, mark),
             b"\r\n--%s\r\n" % mark,
-            _part("html", html, mark),
+            file_head.encode("ascii") + b"\r\n" + _base64_lines(attachment.data),
             b"\r\n--%s--\r\n" % mark,
         )
     )
