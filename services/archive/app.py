@@ -9,7 +9,6 @@ from services.archive import api, clients, handlers
 from services.archive.access import AccessLog
 from services.archive.archiver import Archiver
 from services.archive.audit import Sweeper
-from shared.lease import LEASES, SWEEP_LEASE, Lease, MongoLease, holder_name
 from services.archive.settings import ArchiveSettings
 from services.archive.store import ArchiveStore, MongoArchiveStore
 from shared import logging, version
@@ -17,6 +16,7 @@ from shared.events import Producer
 from shared.http import create_app, serve
 from shared.kafka import make_broker
 from shared.lag import lag_monitor
+from shared.lease import LEASES, SWEEP_LEASE, Lease, MongoLease, holder_name
 from shared.mongo import make_client
 from shared.transport import announce_insecure_transport
 

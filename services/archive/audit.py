@@ -24,9 +24,9 @@ import pymongo
 
 from services.archive import metrics
 from services.archive.chain import Anchor, Break, verify_chain
-from shared.lease import Lease
 from services.archive.projection import anchors_of
 from services.archive.store import ArchiveStore
+from shared.lease import Lease
 from shared.logging import get_logger
 
 log = get_logger(__name__)

@@ -20,6 +20,7 @@ from services.notifier.pending import MongoPendingStore, PendingStore
 from services.notifier.retrier import Clock, Retrier
 from services.notifier.settings import RETRIER_STOP_SECONDS, NotifierSettings
 from services.notifier.triage import Triage
+from services.notifier.triage import now as triage_clock
 from shared import events, logging, mongo, version
 from shared.directory import load_channels, load_units
 from shared.http import Check, Hook, create_app, serve
@@ -93,7 +94,7 @@ def build(
         default=default_policy,
         policies=policies(default_policy, composer.units),
         personal=composer.personal_data,
-        **({"clock": clock} if clock else {}),
+        clock=clock or triage_clock,
     )
     notifier = Notifier(
         composer=composer,
@@ -148,9 +149,10 @@ def build(
         publish_seconds=settings.kafka.hold_seconds,
         **({"clock": clock} if clock else {}),
     )
-    # Shutdown order: the retrier and the digest sender end its attempt while Kafka can still take the outcome; the
-    # broker gives the batch in hand its graceful timeout; ledger writes still in flight are
-    # awaited; only then do the mail and database connections close (settings.shutdown_seconds).
+    # Shutdown order: the retrier and the digest sender end their work while Kafka can still
+    # take the outcomes; the broker gives the batch in hand its graceful timeout; ledger writes
+    # still in flight are awaited; only then do the mail and database connections close
+    # (settings.shutdown_seconds).
     on_shutdown[:0] = [partial(notifier.drain, settings.drain_seconds), mailer.close]
     runner = BatchRunner(
         broker, service=SERVICE, version=release, hold_seconds=settings.kafka.hold_seconds

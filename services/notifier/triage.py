@@ -35,7 +35,8 @@ log = get_logger(__name__)
 Clock = Callable[[], datetime]
 
 
-def _now() -> datetime:
+def now() -> datetime:
+    """Return the current time (UTC): the default clock."""
     return datetime.now(UTC)
 
 
@@ -54,7 +55,7 @@ class Triage:
         default: DigestPolicy,
         policies: Mapping[str, DigestPolicy],
         personal: Callable[[str], bool],
-        clock: Clock = _now,
+        clock: Clock = now,
         writer: str | None = None,
     ) -> None:
         self._store = store

@@ -11,9 +11,9 @@ import pytest
 
 from services.archive.archiver import Archiver
 from services.archive.audit import Summary, Sweeper
-from shared.lease import LEASES, SWEEP_LEASE, MongoLease
 from services.archive.settings import ArchiveTopics
 from services.archive.store import MongoArchiveStore
+from shared.lease import LEASES, SWEEP_LEASE, MongoLease
 from shared.mongo import make_client
 from shared.settings import MongoSettings
 from tests import archive_samples as samples

@@ -68,7 +68,8 @@ async def test_a_redelivered_batch_sends_nothing_before_or_after_its_digest(
     first = await stack.notifier.notify(records)
     again = await stack.notifier.notify(records)  # before the digest: nothing new
     assert len(stack.mailbox.sent) == 5
-    assert len(again) == 5 and all(o.value for o in again)  # the five e-mails, as repeats
+    assert len(again) == 5
+    assert all(o.value for o in again)
     stack.clock.advance(POLICY.window_seconds + 2)
     await stack.sender.run_due()
     stack.published.clear()

@@ -17,8 +17,8 @@ from services.archive import audit
 from services.archive.archiver import Archiver
 from services.archive.audit import ChainDocs, chain_order, merge_chains
 from services.archive.chain import Break
-from shared.lease import next_term
 from services.archive.settings import ArchiveTopics
+from shared.lease import next_term
 from tests import archive_samples as samples
 from tests.archive_samples import record
 from tests.component.archive_fake import InMemoryArchiveStore
