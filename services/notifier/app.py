@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -171,10 +172,7 @@ def build(
         checks=checks,
         on_startup=[lag.start],
         after_start=[retrier.start, digests.start],
-        on_stop=[
-            partial(retrier.stop, RETRIER_STOP_SECONDS),
-            partial(digests.stop, RETRIER_STOP_SECONDS),
-        ],
+        on_stop=[partial(stop_background, retrier, digests)],
         on_shutdown=[lag.stop, *on_shutdown],
         description=__doc__ or "",
     )
@@ -183,6 +181,11 @@ def build(
     app.state.retrier = retrier
     app.state.digests = digests
     return app
+
+
+async def stop_background(retrier: Retrier, digests: DigestSender) -> None:
+    """Stop the retrier and the digest sender together, within `RETRIER_STOP_SECONDS`."""
+    await asyncio.gather(retrier.stop(RETRIER_STOP_SECONDS), digests.stop(RETRIER_STOP_SECONDS))
 
 
 def main() -> None:

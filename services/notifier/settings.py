@@ -134,10 +134,11 @@ class DigestSettings(BaseModel):
         description="A window is sent this long after it ends, so writes in flight land in it.",
     )
     lease_seconds: float = Field(
-        default=120.0,
+        default=360.0,
         gt=0,
         description="One notifier sends a mailbox's digest at a time; another takes over a "
-        "digest left unfinished this long after it was taken.",
+        "digest left unfinished this long after it was taken (a holder starts sending only "
+        "in the first half, which must fit one SMTP exchange).",
     )
 
 
@@ -220,7 +221,8 @@ BATCH_MARGIN_SECONDS = 60.0
 SHUTDOWN_CLOSE_SECONDS = 5.0
 """Saying QUIT to the mail server and closing the Kafka and MongoDB clients at shutdown."""
 RETRIER_STOP_SECONDS = 10.0
-"""At shutdown, how long the retry under way (one e-mail and its ledger write) may finish."""
+"""At shutdown, how long the retry or the digest under way (an e-mail and its ledger write) may
+finish; the retrier and the digest sender stop together."""
 
 
 def shutdown_seconds(settings: NotifierSettings) -> float:
@@ -267,6 +269,13 @@ def budget_problems(settings: NotifierSettings) -> list[str]:
             f"SADA_DEFERRAL__LEASE_SECONDS ({deferral.lease_seconds:.0f}) must be at least twice "
             f"one attempt ({SMTP_COMMANDS_PER_EMAIL} x SADA_SMTP__TIMEOUT + "
             f"SADA_LEDGER_WRITE_SECONDS = {attempt_seconds(settings):.0f} s)"
+        )
+    exchange = SMTP_COMMANDS_PER_EMAIL * settings.smtp.timeout
+    if settings.digest.lease_seconds / 2 < exchange:
+        problems.append(
+            f"SADA_DIGEST__LEASE_SECONDS ({settings.digest.lease_seconds:.0f}) must be at least "
+            f"twice one SMTP exchange ({SMTP_COMMANDS_PER_EMAIL} x SADA_SMTP__TIMEOUT = "
+            f"{exchange:.0f} s), so no notifier takes a digest over while it is being sent"
         )
     if deferral.retry_max_seconds < deferral.retry_initial_seconds:
         problems.append("SADA_DEFERRAL__RETRY_MAX_SECONDS is shorter than the initial wait")
