@@ -398,6 +398,8 @@ def doc_digests() -> dict[Path, str]:
     return {
         DOCS / "digest-ar.html": compose(sample_digest()).html,
         DOCS / "digest-mixed.html": compose(mixed_digest()).html,
+        # past its list_limit: counts in the body, the list attached as CSV
+        DOCS / "digest-ar-counted.html": compose(sample_digest(), list_limit=5).html,
     }
 
 

@@ -40,6 +40,8 @@ from services.notifier import mime
 from services.notifier.digests import Digest, DigestItem, digest_message_id
 from services.notifier.messages import (
     RIYADH,
+    SNIPPET_MAX,
+    Composer,
     Email,
     Label,
     _from,
@@ -87,7 +89,7 @@ _FITS: Final[tuple[tuple[int | None, bool], ...]] = (
 
 @dataclass(frozen=True, slots=True)
 class ItemView:
-    """One submission as a digest lists it. `subject` is None for a unit without personal data."""
+    """One submission as a digest lists it."""
 
     reference: str
     link: str
@@ -96,6 +98,7 @@ class ItemView:
     received: str
     """Riyadh time, the date left out when it is the window's."""
     subject: str | None
+    """Its subject, or the start of its text; None for a unit without personal data."""
     late: bool
 
 
@@ -204,6 +207,17 @@ class DigestComposer:
     sender: str
     archive_url: str
     message_id_domain: str
+
+    @classmethod
+    def like(cls, composer: Composer) -> DigestComposer:
+        """Return the digest composer with the same directory and settings as `composer`."""
+        return cls(
+            units=composer.units,
+            channels=composer.channels,
+            sender=composer.sender,
+            archive_url=composer.archive_url,
+            message_id_domain=composer.message_id_domain,
+        )
 
     def personal_data(self, unit: str) -> bool:
         """Return whether `unit` receives personal data; an unknown unit does not."""
@@ -315,7 +329,7 @@ class DigestComposer:
             received=f"{received:%H:%M:%S}"
             if received.date() == day.date()
             else f"{received:%Y-%m-%d %H:%M:%S}",
-            subject=one_line(item.subject) or None if personal and item.subject else None,
+            subject=_headline(item) if personal else None,
             late=item.late,
         )
 
@@ -511,6 +525,13 @@ def _base64_size(size: int) -> int:
 
 def _received_order(item: DigestItem) -> tuple[datetime, str]:
     return (_utc(item.received_at), item.reference)
+
+
+def _headline(item: DigestItem) -> str | None:
+    """Return the item's subject, or the start of its text when it has none (one line)."""
+    if item.subject and (subject := one_line(item.subject)):
+        return subject
+    return _cut(one_line(item.text[: 4 * SNIPPET_MAX]), SNIPPET_MAX) or None if item.text else None
 
 
 def _kind_label(kind: str) -> Label:
