@@ -32,7 +32,13 @@ from typing import Protocol
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.notifier import metrics
-from services.notifier.digests import Digest, DigestItem, DigestPolicy, window_end
+from services.notifier.digests import (
+    Digest,
+    DigestItem,
+    DigestPolicy,
+    digest_message_id,
+    window_end,
+)
 from services.notifier.ledger import Ledger, LedgerEntry, Status
 from services.notifier.mailer import DeferredError, Mailer, RefusedError
 from services.notifier.messages import Email
@@ -63,6 +69,11 @@ def _now() -> datetime:
 
 class DigestComposing(Protocol):
     """Builds a digest's e-mail (`services.notifier.digest_messages.DigestComposer`)."""
+
+    @property
+    def message_id_domain(self) -> str:
+        """Right-hand side of the digest's Message-ID."""
+        ...
 
     def compose(self, digest: Digest, *, list_limit: int) -> Email:
         """Return the complete e-mail of `digest`."""
@@ -226,7 +237,6 @@ class DigestSender:
             window_seconds=policy.window_seconds,
             items=items,
         )
-        email = self._composer.compose(digest, list_limit=policy.list_limit)
         plan = Plan(
             digest_id=digest.digest_id,
             inbox=inbox,
@@ -236,7 +246,7 @@ class DigestSender:
             window_seconds=policy.window_seconds,
             keys=digest.keys,
             state="planned",
-            message_id=email.message_id,
+            message_id=digest_message_id(digest, self._composer.message_id_domain),
         )
         return await self._store.save_plan(plan)
 
@@ -317,7 +327,11 @@ class DigestSender:
     ) -> Plan:
         if (self._clock() - started).total_seconds() > self._lease_seconds / 2:
             raise NotSentError  # too late in our term: another notifier may take over soon
-        email = self._composer.compose(digest, list_limit=policy.list_limit)
+        # In a thread: a digest of 10,000 items takes about a second to render, which would
+        # otherwise hold up this notifier's consumer on the same event loop.
+        email = await asyncio.to_thread(
+            self._composer.compose, digest, list_limit=policy.list_limit
+        )
         status: Status = "sent"
         try:
             reply = await self._mailer.send(email)

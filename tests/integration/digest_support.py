@@ -108,6 +108,7 @@ class TestDigestComposer:
     """Stands in for the digest template: a parseable e-mail with the digest's identity."""
 
     __test__ = False
+    message_id_domain = "sada.notifier"
 
     def compose(self, digest: Any, *, list_limit: int) -> Email:
         from services.notifier.digests import digest_message_id
