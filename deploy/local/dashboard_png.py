@@ -42,6 +42,10 @@ PANELS = (
     "SMTP send time",
     "Consumer lag per service",
     "Dead letters",
+    "Submissions set aside per minute by why",
+    "Digests per minute by outcome",
+    "Digest size",
+    "Oldest submission waiting for a digest",
 )
 """The panels an operations team watches first, in the dashboard's own order."""
 

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import cache
 from typing import Final
@@ -597,3 +599,25 @@ def render(view: DigestView) -> tuple[str, str]:
     """Return the (plain text, HTML) parts for `view`."""
     text, html = _templates()
     return text.render(v=view, n=number), html.render(v=view, n=number)
+
+
+_ITEM_LINE: Final = re.compile(r"^ *- \u2068(SADA-[0-9A-Z]{4}-[0-9A-Z]{4})\u2069", re.MULTILINE)
+
+
+def listed_references(message: EmailMessage) -> list[str]:
+    """Return the references a received digest notifies, in its order (the compose's inverse).
+
+    Listed digests name each submission on an item line of the text part; past the list limit
+    the attached CSV's `reference` column does. For tools that check a mailbox (`make demo`,
+    the e2e suite): a campaign's "first" reference is not a member unless it is listed too.
+    """
+    for part in message.iter_attachments():
+        if part.get_content_type() == "text/csv":
+            data = part.get_payload(decode=True)
+            assert isinstance(data, bytes)
+            rows = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+            return [row["reference"] for row in rows]
+    body = message.get_body(("plain",))
+    if body is None:
+        return []
+    return _ITEM_LINE.findall(str(body.get_content()))

@@ -20,6 +20,7 @@ from services.notifier.digest_messages import (
     MAX_BYTES,
     arabic_count,
     attachment_name,
+    listed_references,
 )
 from services.notifier.digests import Digest, DigestItem, digest_message_id
 from services.notifier.messages import FSI, PDI, Email
@@ -410,3 +411,10 @@ def test_the_example_digests_in_docs_are_current() -> None:
         assert path.read_text(encoding="utf-8") == html, (
             f"{path.name} is stale: run `.venv/bin/python -m tests.notifier_support docs`"
         )
+
+
+@pytest.mark.parametrize("list_limit", [200, 2])
+def test_the_references_a_received_digest_lists_are_read_back_exactly(list_limit: int) -> None:
+    digest = support.sample_digest()
+    received = _parsed(support.digest_composer().compose(digest, list_limit=list_limit))
+    assert sorted(listed_references(received)) == sorted(i.reference for i in digest.items)
