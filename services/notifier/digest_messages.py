@@ -32,11 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from functools import cache
 from typing import Final
-
-import jinja2
-from markupsafe import Markup
 
 from services.notifier import mime
 from services.notifier.digests import Digest, DigestItem, digest_message_id
@@ -47,10 +43,8 @@ from services.notifier.messages import (
     Email,
     Label,
     _from,
-    environment,
-    html_label,
     one_line,
-    text_label,
+    templates,
 )
 from shared.directory import Channel, Unit
 from shared.models import KIND_LABELS, Kind
@@ -560,36 +554,6 @@ def boundaries(digest: Digest) -> tuple[str, str]:
     return f"=_sada_m_{digest.digest_id}", f"=_sada_a_{digest.digest_id}"
 
 
-# Bilingual labels as in messages.py: `t(ar, en)` and `both(label)`; a digest is Arabic first.
-@jinja2.pass_context
-def _html_t(context: jinja2.runtime.Context, ar: str, en: str, muted: str = "#5b6770") -> Markup:
-    return html_label(context["v"].lang, ar, en, muted)
-
-
-@jinja2.pass_context
-def _html_both(context: jinja2.runtime.Context, label: Label) -> Markup:
-    return html_label(context["v"].lang, label.ar, label.en)
-
-
-@jinja2.pass_context
-def _text_t(context: jinja2.runtime.Context, ar: str, en: str) -> str:
-    return text_label(context["v"].lang, ar, en)
-
-
-@jinja2.pass_context
-def _text_both(context: jinja2.runtime.Context, label: Label) -> str:
-    return text_label(context["v"].lang, label.ar, label.en)
-
-
-@cache
-def _templates() -> tuple[jinja2.Template, jinja2.Template]:
-    env = environment()
-    return (
-        env.get_template("digest.txt.j2", globals={"t": _text_t, "both": _text_both}),
-        env.get_template("digest.html.j2", globals={"t": _html_t, "both": _html_both}),
-    )
-
-
 def number(value: int) -> str:
     """Return a count with thousands separators (Western digits, as the references use)."""
     return f"{value:,}"
@@ -597,7 +561,7 @@ def number(value: int) -> str:
 
 def render(view: DigestView) -> tuple[str, str]:
     """Return the (plain text, HTML) parts for `view`."""
-    text, html = _templates()
+    text, html = templates("digest.txt.j2", "digest.html.j2")
     return text.render(v=view, n=number), html.render(v=view, n=number)
 
 

@@ -23,7 +23,6 @@ and the ledger writes and outcome events (same ids) are simply repeated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -43,6 +42,7 @@ from services.notifier.ledger import Ledger, LedgerEntry, Status
 from services.notifier.mailer import DeferredError, Mailer, RefusedError
 from services.notifier.messages import Email
 from services.notifier.pending import Bucket, PendingStore, Plan, Window
+from services.notifier.poller import Poller
 from services.notifier.triage import Triage
 from shared.events import DigestRef
 from shared.kafka import Outgoing
@@ -106,8 +106,11 @@ class NotSentError(Exception):
     """The digest could not go out now (server away, mailbox refusing for now): later."""
 
 
-class DigestSender:
+class DigestSender(Poller):
     """Sends due digests, each exactly once as the unit sees it (see the module docstring)."""
+
+    task_name = "sada-notifier-digests"
+    postponed = "digests postponed"
 
     def __init__(
         self,
@@ -135,7 +138,7 @@ class DigestSender:
         self._publish = publish
         self._lease_for = lease_for
         self._leases: dict[str, Leases] = {}
-        self._poll = poll_seconds
+        super().__init__(poll_seconds)
         self._settle = timedelta(seconds=settle_seconds)
         self._lease_seconds = lease_seconds
         self._publish_seconds = publish_seconds
@@ -144,8 +147,6 @@ class DigestSender:
         self._bucket_ids: dict[str, set[str]] = {}
         self._seen_units: set[str] = set()
         self._pruned_at: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
 
     async def run_due(self) -> int:
         """Send every digest that is due and this notifier may send; return how many."""
@@ -159,7 +160,7 @@ class DigestSender:
                 due.setdefault(window.inbox, []).append(window)
         sent = 0
         for inbox, closed in sorted(due.items()):
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             retry = self._retry_at.get(inbox)
             if retry is not None and retry[0] > now:
@@ -390,32 +391,6 @@ class DigestSender:
         self._pruned_at = now
         rates = now - timedelta(seconds=self._triage.longest_rate_seconds * 2)
         await self._store.prune(rates, now - timedelta(seconds=PLANS_KEPT_SECONDS))
-
-    async def run(self) -> None:
-        """Look for due digests every `poll_seconds` until stopped; a failed look is retried."""
-        while not self._stopping.is_set():
-            try:
-                await self.run_due()
-            except Exception as exc:  # MongoDB or Kafka away: the items wait, durably
-                log.warning("digests postponed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll)
-
-    async def start(self) -> None:
-        """Start looking in the background (app start-up)."""
-        self._stopping.clear()
-        self._task = asyncio.create_task(self.run(), name="sada-notifier-digests")
-
-    async def stop(self, seconds: float) -> None:
-        """Stop looking (app shutdown); the digest under way may finish within `seconds`."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping.set()
-        _done, pending = await asyncio.wait({task}, timeout=seconds)
-        for late in pending:
-            late.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def mongo_leases(

@@ -513,16 +513,20 @@ def _text_both(context: jinja2.runtime.Context, label: Label) -> str:
 
 
 @cache
-def _templates() -> tuple[jinja2.Template, jinja2.Template]:
-    # Looked up once: `get_template` checks the files' modification times on every call.
+def templates(text_name: str, html_name: str) -> tuple[jinja2.Template, jinja2.Template]:
+    """Return a text and an HTML template with the bilingual `t(ar, en)` and `both(label)`.
+
+    Both read the view `v`'s `lang` for which language comes first. Looked up once:
+    `get_template` checks the files' modification times on every call.
+    """
     env = environment()
     return (
-        env.get_template("email.txt.j2", globals={"t": _text_t, "both": _text_both}),
-        env.get_template("email.html.j2", globals={"t": _html_t, "both": _html_both}),
+        env.get_template(text_name, globals={"t": _text_t, "both": _text_both}),
+        env.get_template(html_name, globals={"t": _html_t, "both": _html_both}),
     )
 
 
 def render(view: EmailView) -> tuple[str, str]:
     """Return the (plain text, HTML) parts for `view`."""
-    text, html = _templates()
+    text, html = templates("email.txt.j2", "email.html.j2")
     return text.render(v=view), html.render(v=view)

@@ -18,8 +18,6 @@ for each one this notifier manages to take (`DeferredQueue.take`, one winner per
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +33,7 @@ from services.notifier.deferred import (
 from services.notifier.delivery import Notifier
 from services.notifier.ledger import Ledger
 from services.notifier.mailer import DeferredError
+from services.notifier.poller import Poller
 from shared.events import SubmissionGrouped
 from shared.kafka import Outgoing
 from shared.logging import get_logger
@@ -51,8 +50,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Retrier:
+class Retrier(Poller):
     """Retries the parked notifications that are due, exactly once each as the unit sees it."""
+
+    task_name = "sada-notifier-retrier"
+    postponed = "deferred retries postponed"
 
     def __init__(
         self,
@@ -70,12 +72,10 @@ class Retrier:
         self._queue = queue
         self._ledger = ledger
         self._publish = publish
-        self._poll = poll_seconds
+        super().__init__(poll_seconds)
         self._lease = lease_seconds
         self._publish_seconds = publish_seconds
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
 
     async def run_due(self) -> int:
         """Attempt every due item this notifier can take; return how many it attempted."""
@@ -83,7 +83,7 @@ class Retrier:
         metrics.DEFERRED_DUE.set(len(due))
         attempted = 0
         for item in due:
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             number = generation(item, self._clock(), self._lease)
             if number is None or not await self._queue.take(item.key, item.attempts, number):
@@ -156,32 +156,3 @@ class Retrier:
         async for attempt in backoff(self._publish_seconds):
             with attempt:
                 await self._publish(outgoing)
-
-    async def run(self) -> None:
-        """Look for due items every `poll_seconds` until stopped; a failed look is retried."""
-        while not self._stopping.is_set():
-            try:
-                await self.run_due()
-            except Exception as exc:  # MongoDB or Kafka away: the items wait, durably
-                log.warning("deferred retries postponed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll)
-
-    async def start(self) -> None:
-        """Start looking in the background (app start-up)."""
-        self._stopping.clear()
-        self._task = asyncio.create_task(self.run(), name="sada-notifier-retrier")
-
-    async def stop(self, seconds: float) -> None:
-        """Stop looking (app shutdown); the attempt under way may finish within `seconds`.
-
-        Then it is cancelled (an e-mail cut off there is the documented crash window).
-        """
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping.set()
-        _done, pending = await asyncio.wait({task}, timeout=seconds)
-        for late in pending:
-            late.cancel()
-        await asyncio.gather(task, return_exceptions=True)
