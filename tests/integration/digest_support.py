@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
@@ -26,19 +25,7 @@ from shared.events import SubmissionGrouped
 from shared.kafka import Outgoing, Record
 from shared.mongo import Document
 from tests import notifier_support as support
-
-
-@dataclass
-class Clock:
-    """A clock the test moves by hand."""
-
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.component.test_notifier_service import Clock
 
 
 @dataclass

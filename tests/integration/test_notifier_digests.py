@@ -13,7 +13,8 @@ from services.notifier.digests import DigestPolicy
 from shared.mongo import Document
 from tests import infra
 from tests import notifier_support as support
-from tests.integration.digest_support import Clock, Mailbox, build_stack, record, surge
+from tests.component.test_notifier_service import Clock
+from tests.integration.digest_support import Mailbox, build_stack, record, surge
 
 POLICY = DigestPolicy(threshold=5, rate_seconds=60, window_seconds=10, campaign_individual=3)
 
