@@ -1,18 +1,19 @@
 """The digest sender: every notifier looks for due digests; one sends each mailbox's at a time.
 
-Each look (every `SADA_DIGEST__POLL_SECONDS`) reads the small `digest_windows` collection,
-exports the age of each unit's oldest waiting submission, and for each mailbox with a window
-ended `settle_seconds` ago takes the mailbox's lease (`shared.lease`: insert-only terms, one
-winner). The holder then, for that mailbox:
+Each look (every `SADA_DIGEST__POLL_SECONDS`) reads the small `digest_heads` collection (one
+document per waiting bucket), exports the age of each unit's oldest waiting submission, and for
+each mailbox with a bucket whose window ended `settle_seconds` ago takes the mailbox's lease
+(`shared.lease`: insert-only terms, one winner). The holder then, for that mailbox:
 
 1. finishes any plan left open by a notifier that stopped (same members, same Message-ID);
-2. reads the waiting buckets, and plans a digest of up to `max_items` submissions, oldest
-   first: the plan (members, Message-ID) is stored **before** the e-mail is sent;
+2. reads the due buckets by `_id`, and plans a digest of up to `max_items` submissions, oldest
+   first: the plan (members, buckets, Message-ID) is stored **before** the e-mail is sent;
 3. sends the digest, marks the plan `sent` (or `failed` on a permanent refusal);
 4. records a ledger entry per member (the digest's Message-ID, `digest_id`), publishes each
-   member's `notification.sent` (with `digest`), deletes the buckets, marks the plan `done`;
-5. repeats while submissions wait, deletes the due windows, and if anything arrived meanwhile
-   makes sure a window remains for it; then releases the lease.
+   member's `notification.sent` (with `digest`), deletes the buckets and their heads, marks
+   the plan `done`;
+5. repeats while due buckets remain; then releases the lease. A bucket written into a window
+   already sent has its own head, so the next look sends it.
 
 A crash anywhere repeats from the stored plan: before the server took the e-mail, it is sent
 then; between the server's acceptance and the `sent` mark (the one window, as for single
@@ -36,12 +37,11 @@ from services.notifier.digests import (
     DigestItem,
     DigestPolicy,
     digest_message_id,
-    window_end,
 )
 from services.notifier.ledger import Ledger, LedgerEntry, Status
 from services.notifier.mailer import DeferredError, Mailer, RefusedError
 from services.notifier.messages import Email
-from services.notifier.pending import Bucket, PendingStore, Plan, Window
+from services.notifier.pending import ORPHAN_SECONDS, Bucket, Head, PendingStore, Plan
 from services.notifier.poller import Poller
 from services.notifier.triage import Triage
 from shared.events import DigestRef
@@ -144,24 +144,24 @@ class DigestSender(Poller):
         self._publish_seconds = publish_seconds
         self._clock = clock
         self._retry_at: dict[str, tuple[datetime, float]] = {}
-        self._bucket_ids: dict[str, set[str]] = {}
         self._seen_units: set[str] = set()
         self._pruned_at: datetime | None = None
 
     async def run_due(self) -> int:
         """Send every digest that is due and this notifier may send; return how many."""
         now = self._clock()
-        windows = await self._store.windows()
-        self._export_oldest(windows, now)
+        heads = await self._store.heads()
+        self._export_oldest(heads, now)
         await self._triage.refresh_modes()
-        due: dict[str, list[Window]] = {}
-        for window in windows:
-            if window.closes_at + self._settle <= now:
-                due.setdefault(window.inbox, []).append(window)
+        by_inbox: dict[str, list[Head]] = {}
+        for head in heads:
+            by_inbox.setdefault(head.inbox, []).append(head)
         sent = 0
-        for inbox, closed in sorted(due.items()):
+        for inbox, waiting in sorted(by_inbox.items()):
             if self.stopping:
                 break
+            if not any(h.closes_at + self._settle <= now for h in waiting):
+                continue
             retry = self._retry_at.get(inbox)
             if retry is not None and retry[0] > now:
                 continue
@@ -170,7 +170,7 @@ class DigestSender(Poller):
                 continue  # another notifier sends this mailbox's digest
             started = self._clock()
             try:
-                sent += await self._send_inbox(inbox, closed, started)
+                sent += await self._send_inbox(inbox, waiting, started)
                 self._retry_at.pop(inbox, None)
             except NotSentError:
                 wait = min(RETRY_MAX_SECONDS, (retry[1] * 2) if retry else RETRY_INITIAL_SECONDS)
@@ -180,58 +180,47 @@ class DigestSender(Poller):
         await self._prune(now)
         return sent
 
-    async def _send_inbox(self, inbox: str, closed: Sequence[Window], started: datetime) -> int:
+    async def _send_inbox(self, inbox: str, heads: Sequence[Head], started: datetime) -> int:
+        """Finish open plans, then send what was set aside up to the last window ended."""
         sent = 0
+        finished: set[str] = set()
         for plan in await self._store.open_plans(inbox):
             await self._finish(plan, started)
+            finished.update(plan.buckets)
             sent += 1
-        unit, mailbox = closed[0].unit, closed[0].mailbox
+        now = self._clock()
+        end = max(h.closes_at for h in heads if h.closes_at + self._settle <= now)
+        due = sorted(
+            (h for h in heads if h.pended_at <= end and h.bucket_id not in finished),
+            key=lambda h: (h.pended_at, h.bucket_id),
+        )
+        unit, mailbox = due[0].unit if due else heads[0].unit, heads[0].mailbox
         policy = self._triage.policy(unit)
-        end = max(w.closes_at for w in closed)
-        # Each read of the buckets is a scan of `digest_pending` on FerretDB 1.24 (every item
-        # waiting, every mailbox, decoded), the sender's largest cost under a surge: one read
-        # plans the digest and finds its members, and the read after the windows are deleted
-        # finds what was written meanwhile, so only a digest cut at `max_items` reads again.
-        waiting = await self._store.buckets(inbox)
-        buckets = [b for b in waiting if b.pended_at <= end]
-        while buckets:
+        while due:
+            chosen: list[Bucket] = []
+            count = 0
+            while due and (not chosen or count + due[0].items <= policy.max_items):
+                head = due.pop(0)
+                found = await self._store.bucket_items(head.bucket_id)
+                if found is None:  # its writer is still writing it, or died in between
+                    if (now - head.pended_at).total_seconds() > ORPHAN_SECONDS:
+                        await self._store.remove_heads([head.bucket_id])
+                    continue
+                chosen.append(Bucket(head, found))
+                count += len(found)
+            if not chosen:
+                break
             items: dict[str, DigestItem] = {}
-            rest = False
-            for bucket in buckets:  # oldest first; whole buckets, at least one
-                if items and len(items) + len(bucket.items) > policy.max_items:
-                    rest = True
-                    break
+            for bucket in chosen:
                 for item in bucket.items:
                     items.setdefault(item.key, item)  # the same item twice: listed once
             plan = await self._plan(inbox, unit, mailbox, end, policy, tuple(items.values()))
-            await self._finish(plan, started, waiting)
-            sent += 1
-            if not rest:
-                break
-            waiting = await self._store.buckets(inbox)
-            buckets = [b for b in waiting if b.pended_at <= end]
-        await self._store.remove_windows([w.window_id for w in closed])
-        late = await self._due_buckets(inbox, end)
-        if late:  # written just now into a window we closed: a later window must name them
-            closes = window_end(self._clock(), policy.window_seconds)
-            await self._store.add_windows(
-                [
-                    Window(
-                        window_id=f"{inbox}|{closes.timestamp():.0f}",
-                        inbox=inbox,
-                        unit=unit,
-                        mailbox=mailbox,
-                        closes_at=closes,
-                        first_at=late[0].pended_at,
-                        window_seconds=policy.window_seconds,
-                    )
-                ]
+            plan = await self._store.save_plan(
+                replace(plan, buckets=tuple(b.bucket_id for b in chosen))
             )
+            await self._finish(plan, started, chosen)
+            sent += 1
         return sent
-
-    async def _due_buckets(self, inbox: str, end: datetime) -> list[Bucket]:
-        """Return `inbox`'s buckets set aside before `end`, oldest first."""
-        return [b for b in await self._store.buckets(inbox) if b.pended_at <= end]
 
     async def _plan(
         self,
@@ -258,15 +247,16 @@ class DigestSender(Poller):
             window_end=end,
             window_seconds=policy.window_seconds,
             keys=digest.keys,
+            buckets=(),
             state="planned",
             message_id=digest_message_id(digest, self._composer.message_id_domain),
         )
-        return await self._store.save_plan(plan)
+        return plan
 
     async def _finish(
         self, plan: Plan, started: datetime, read: Sequence[Bucket] | None = None
     ) -> None:
-        """Take `plan` from wherever it stands to done (`read`: the inbox's buckets, just read)."""
+        """Take `plan` from wherever it stands to done (`read`: its buckets, just read)."""
         policy = self._triage.policy(plan.unit)
         members = await self._members(plan, read)
         digest = Digest(
@@ -307,7 +297,7 @@ class DigestSender(Poller):
             async for attempt in backoff(self._publish_seconds):
                 with attempt:
                     await self._publish(chunk_out)
-        await self._store.remove_buckets(sorted(self._bucket_ids.pop(plan.digest_id, set())))
+        await self._store.remove_buckets(list(plan.buckets))
         await self._store.mark(replace(plan, state="done"))
         if plan.status is not None:
             metrics.DIGESTS.labels(plan.unit, plan.status).inc()
@@ -324,23 +314,22 @@ class DigestSender(Poller):
     async def _members(
         self, plan: Plan, read: Sequence[Bucket] | None = None
     ) -> dict[str, DigestItem]:
-        """Return the plan's members still waiting, in the plan's order, noting their buckets.
+        """Return the plan's members still waiting, in the plan's order.
 
-        `read`: all of the inbox's buckets as read to make the plan a moment ago (only this
-        lease holder deletes them), else they are read again.
+        `read`: the plan's buckets as read to make it a moment ago; else each is read by `_id`
+        (a bucket already deleted held members whose outcomes are recorded).
         """
+        if read is None:
+            stored = [await self._store.bucket_items(b) for b in plan.buckets]
+            groups = [items for items in stored if items is not None]
+        else:
+            groups = [bucket.items for bucket in read]
         wanted = set(plan.keys)
         found: dict[str, DigestItem] = {}
-        buckets: set[str] = set()
-        for bucket in read if read is not None else await self._store.buckets(plan.inbox):
-            hit = False
-            for item in bucket.items:
+        for items in groups:
+            for item in items:
                 if item.key in wanted:
                     found.setdefault(item.key, item)
-                    hit = True
-            if hit and all(item.key in wanted for item in bucket.items):
-                buckets.add(bucket.bucket_id)
-        self._bucket_ids[plan.digest_id] = buckets
         return {key: found[key] for key in plan.keys if key in found}
 
     async def _send(
@@ -393,12 +382,12 @@ class DigestSender(Poller):
             digest_id=plan.digest_id,
         )
 
-    def _export_oldest(self, windows: Sequence[Window], now: datetime) -> None:
+    def _export_oldest(self, heads: Sequence[Head], now: datetime) -> None:
         oldest: dict[str, datetime] = {}
-        for window in windows:
-            first = oldest.get(window.unit)
-            if first is None or window.first_at < first:
-                oldest[window.unit] = window.first_at
+        for head in heads:
+            first = oldest.get(head.unit)
+            if first is None or head.pended_at < first:
+                oldest[head.unit] = head.pended_at
         for unit in set(self._seen_units) | set(oldest):
             first_at = oldest.get(unit)
             age = (now - first_at).total_seconds() if first_at else 0.0

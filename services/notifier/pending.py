@@ -1,27 +1,31 @@
 """Where digests wait: the notifier's pending submissions, mailbox rates and digest plans.
 
 All in the notifier's own database, written the ways FerretDB 1.24 and MongoDB 7 both make safe
-(inserts refused by a unique `_id`, single-writer updates, equality reads on an index):
+(inserts refused by a unique `_id`, single-writer updates) and read so that FerretDB never
+decodes the waiting items to find them: it answers an equality on `_id` from its index, and
+decodes every document of the collection for any other filter (an index on another field is
+not used; measured in bench/README.md).
 
-- `digest_pending` holds, for each batch and inbox, one *bucket* document with the batch's items
-  for that inbox (`_id` = `b:<uuid>`, `inbox`, `items`), and one *marker* per item
-  (`_id` = `k:<ledger key>`), all inserted in **one** `insert_many`: a notifier killed around it
-  leaves either both or neither, so a redelivered event is pending exactly when its marker
-  exists. Buckets are read by `inbox` (an indexed equality: FerretDB answers it without a scan)
-  and deleted by `_id` once their digest is recorded; markers stay, like the ledger's claims.
-- `digest_windows`: one small document per inbox and window that has pending items, so the
-  senders find due digests without reading the items.
+- `digest_heads`: one small document per *bucket* (`_id` = the bucket's id, the mailbox, when
+  it was set aside, the end of its window, how many items): what the senders scan to find due
+  digests, written **before** the bucket.
+- `digest_pending`, read only by `_id`: the *bucket* (`_id` = `b:<uuid>`, the batch's items for
+  one mailbox) and one *marker* per item (`_id` = `k:<ledger key>`), all inserted in **one**
+  `insert_many`: a notifier killed around it leaves either both or neither, so a redelivered
+  event is waiting exactly when its marker exists. A head whose bucket never came (the writer
+  died between the two writes; its batch is redelivered and set aside again) is dropped after
+  `ORPHAN_SECONDS`. Markers stay, like the ledger's claims.
 - `digest_rates`: how many e-mails each notifier sent (or would have sent) to each inbox per
   rate bucket; each notifier updates only its own documents (`_id` names the writer), so no two
   writers ever update one document.
-- `digest_plans`: a digest's members and state (`planned` → `sent` → `done`), written before
-  the e-mail goes out, so a digest sent again after a crash has the same members and Message-ID.
+- `digest_plans`: a digest's members, buckets and state (`planned` → `sent` → `done`), written
+  before the e-mail goes out, so a digest sent again after a crash has the same members and
+  Message-ID.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -34,12 +38,15 @@ from services.notifier.digests import DigestItem
 from shared.mongo import Document, insert_unordered
 
 PENDING = "digest_pending"
-WINDOWS = "digest_windows"
+HEADS = "digest_heads"
 RATES = "digest_rates"
 PLANS = "digest_plans"
 LEASES = "digest_leases"
 BUCKET_ITEMS = 1_000
 """Items per bucket document (a bucket of 1,000 Arabic items stays far below 16 MB)."""
+ORPHAN_SECONDS = 300.0
+"""A head whose bucket has not come this long after it was written is dropped: the writer
+died between its two writes (a write cannot outlive the client's socket timeout)."""
 DELETES_PER_COMMAND = 20
 LOOKUPS_AT_ONCE = 16
 
@@ -47,26 +54,31 @@ PlanState = Literal["planned", "sent", "done"]
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    """An inbox has items waiting in the window that ends at `closes_at`."""
+class Head:
+    """Where one bucket of waiting items is, and when its digest is due."""
 
-    window_id: str
+    bucket_id: str
     inbox: str
     unit: str
     mailbox: str
+    pended_at: datetime
     closes_at: datetime
-    first_at: datetime
+    """End of the window it was set aside in: its digest is due then (plus the settle time)."""
     window_seconds: float
+    items: int
 
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """Items of one batch for one inbox, as stored."""
+    """Items of one batch for one mailbox, and their head."""
 
-    bucket_id: str
-    inbox: str
-    pended_at: datetime
+    head: Head
     items: tuple[DigestItem, ...]
+
+    @property
+    def bucket_id(self) -> str:
+        """The bucket's `_id` (its head's too)."""
+        return self.head.bucket_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +92,8 @@ class Plan:
     window_end: datetime
     window_seconds: float
     keys: tuple[str, ...]
+    buckets: tuple[str, ...]
+    """The buckets its members came from, deleted (with their heads) once it is recorded."""
     state: PlanState
     message_id: str
     status: Literal["sent", "failed"] | None = None
@@ -90,12 +104,8 @@ class Plan:
 class PendingStore(Protocol):
     """Durable state of digests (see the module docstring)."""
 
-    async def pend(self, items: Sequence[DigestItem], windows: Sequence[Window]) -> None:
-        """Store `items` (and their markers) in one write, then their windows."""
-        ...
-
-    async def add_windows(self, windows: Sequence[Window]) -> None:
-        """Store `windows` (one already stored is kept)."""
+    async def pend(self, buckets: Sequence[Bucket]) -> None:
+        """Store `buckets`: their heads first, then markers and buckets in one write."""
         ...
 
     async def waiting(self, keys: Sequence[str]) -> set[str]:
@@ -110,20 +120,20 @@ class PendingStore(Protocol):
         """Return every writer's (inbox, bucket start, e-mails) from `since` on."""
         ...
 
-    async def windows(self) -> list[Window]:
-        """Return every window with items waiting (a small collection)."""
+    async def heads(self) -> list[Head]:
+        """Return every bucket's head (one small document per waiting bucket)."""
         ...
 
-    async def buckets(self, inbox: str) -> list[Bucket]:
-        """Return the buckets waiting for `inbox`, oldest first."""
+    async def bucket_items(self, bucket_id: str) -> tuple[DigestItem, ...] | None:
+        """Return a bucket's items, or None when it is not (or no longer) stored."""
         ...
 
     async def remove_buckets(self, bucket_ids: Sequence[str]) -> None:
-        """Delete buckets whose digest is recorded."""
+        """Delete buckets whose digest is recorded, then their heads."""
         ...
 
-    async def remove_windows(self, window_ids: Sequence[str]) -> None:
-        """Delete windows whose items are all out."""
+    async def remove_heads(self, bucket_ids: Sequence[str]) -> None:
+        """Delete heads whose bucket never came."""
         ...
 
     async def open_plans(self, inbox: str) -> list[Plan]:
@@ -153,40 +163,31 @@ def item_from_document(document: Document) -> DigestItem:
     return DigestItem(**document)
 
 
-def bucket_documents(items: Sequence[DigestItem]) -> list[Document]:
-    """Return the markers and bucket documents of `items`, for one `insert_many`.
-
-    Markers come first, then one bucket per inbox (at most `BUCKET_ITEMS` items each).
-    """
-    markers: list[Document] = [{"_id": f"k:{item.key}"} for item in items]
-    by_inbox: dict[str, list[DigestItem]] = {}
-    for item in items:
-        by_inbox.setdefault(item.inbox, []).append(item)
-    buckets: list[Document] = []
-    for inbox, group in by_inbox.items():
-        for start in range(0, len(group), BUCKET_ITEMS):
-            part = group[start : start + BUCKET_ITEMS]
-            buckets.append(
-                {
-                    "_id": f"b:{uuid.uuid4().hex}",
-                    "inbox": inbox,
-                    "pended_at": part[0].pended_at,
-                    "items": [item_document(i) for i in part],
-                }
-            )
-    return markers + buckets
+def bucket_documents(buckets: Sequence[Bucket]) -> list[Document]:
+    """Return the markers and bucket documents of `buckets`, for one `insert_many`."""
+    markers: list[Document] = [{"_id": f"k:{i.key}"} for b in buckets for i in b.items]
+    return markers + [
+        {"_id": b.bucket_id, "items": [item_document(i) for i in b.items]} for b in buckets
+    ]
 
 
-def window_document(window: Window) -> Document:
-    """Return the document of `window`."""
-    fields = asdict(window)
-    return {"_id": fields.pop("window_id"), **fields}
+def head_document(head: Head) -> Document:
+    """Return the document of `head`."""
+    fields = asdict(head)
+    return {"_id": fields.pop("bucket_id"), **fields}
+
+
+def head_from_document(document: Document) -> Head:
+    """Return the head stored as `document`."""
+    fields = {k: v for k, v in document.items() if k != "_id"}
+    return Head(bucket_id=str(document["_id"]), **fields)
 
 
 def plan_document(plan: Plan) -> Document:
     """Return the document of `plan`."""
     fields = asdict(plan)
     fields["keys"] = list(plan.keys)
+    fields["buckets"] = list(plan.buckets)
     return {"_id": fields.pop("digest_id"), **fields}
 
 
@@ -194,6 +195,7 @@ def plan_from_document(document: Document) -> Plan:
     """Return the plan stored as `document`."""
     fields: dict[str, Any] = {k: v for k, v in document.items() if k not in {"_id", "done_at"}}
     fields["keys"] = tuple(fields.get("keys", ()))
+    fields["buckets"] = tuple(fields.get("buckets", ()))
     return Plan(digest_id=str(document["_id"]), **fields)
 
 
@@ -203,33 +205,20 @@ class MongoPendingStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
         db = client[database]
         self._pending: AsyncCollection[Document] = db[PENDING]
-        self._windows: AsyncCollection[Document] = db[WINDOWS]
+        self._heads: AsyncCollection[Document] = db[HEADS]
         self._rates: AsyncCollection[Document] = db[RATES]
         self._plans: AsyncCollection[Document] = db[PLANS]
         self.leases: AsyncCollection[Document] = db[LEASES]
-        self._indexed = False
 
-    async def ensure_indexes(self) -> None:
-        """Create the index the senders read buckets by (idempotent)."""
-        if not self._indexed:
-            await self._pending.create_index([("inbox", ASCENDING)])
-            await self._plans.create_index([("inbox", ASCENDING)])
-            self._indexed = True
-
-    async def pend(self, items: Sequence[DigestItem], windows: Sequence[Window]) -> None:
-        """Insert markers and buckets in one command, then the windows (duplicates are fine)."""
-        if not items:
+    async def pend(self, buckets: Sequence[Bucket]) -> None:
+        """Insert the heads, then markers and buckets in one command (duplicates are fine)."""
+        if not buckets:
             return
-        await self.ensure_indexes()
-        await insert_unordered(self._pending, bucket_documents(items))
-        await self.add_windows(windows)
-
-    async def add_windows(self, windows: Sequence[Window]) -> None:
-        """Insert `windows`; a duplicate key means the window is named already."""
-        await insert_unordered(self._windows, [window_document(w) for w in windows])
+        await insert_unordered(self._heads, [head_document(b.head) for b in buckets])
+        await insert_unordered(self._pending, bucket_documents(buckets))
 
     async def waiting(self, keys: Sequence[str]) -> set[str]:
-        """Look each marker up by `_id` (an equality FerretDB answers without a scan)."""
+        """Look each marker up by `_id` (the one filter FerretDB answers without a scan)."""
         gate = asyncio.Semaphore(LOOKUPS_AT_ONCE)
 
         async def marked(key: str) -> bool:
@@ -254,32 +243,25 @@ class MongoPendingStore:
         cursor = self._rates.find({"at": {"$gte": since}})
         return [(str(d["inbox"]), d["at"], int(d["n"])) async for d in cursor]
 
-    async def windows(self) -> list[Window]:
-        """Read every window (a small collection)."""
-        cursor = self._windows.find({})
-        return [Window(window_id=str(d.pop("_id")), **d) async for d in cursor]
+    async def heads(self) -> list[Head]:
+        """Read every head (a small collection: one document per waiting bucket)."""
+        return [head_from_document(d) async for d in self._heads.find({})]
 
-    async def buckets(self, inbox: str) -> list[Bucket]:
-        """Read `inbox`'s buckets by the indexed `inbox` field, oldest first."""
-        await self.ensure_indexes()
-        cursor = self._pending.find({"inbox": inbox}).sort("pended_at", ASCENDING)
-        return [
-            Bucket(
-                bucket_id=str(d["_id"]),
-                inbox=inbox,
-                pended_at=d["pended_at"],
-                items=tuple(item_from_document(i) for i in d["items"]),
-            )
-            async for d in cursor
-        ]
+    async def bucket_items(self, bucket_id: str) -> tuple[DigestItem, ...] | None:
+        """Read one bucket by `_id`."""
+        found = await self._pending.find_one({"_id": bucket_id})
+        if found is None:
+            return None
+        return tuple(item_from_document(i) for i in found["items"])
 
     async def remove_buckets(self, bucket_ids: Sequence[str]) -> None:
-        """Delete buckets by `_id`, a few statements per command."""
+        """Delete buckets by `_id`, then their heads (a head without its bucket is harmless)."""
         await _delete_by_id(self._pending, bucket_ids)
+        await _delete_by_id(self._heads, bucket_ids)
 
-    async def remove_windows(self, window_ids: Sequence[str]) -> None:
-        """Delete windows by `_id`."""
-        await _delete_by_id(self._windows, window_ids)
+    async def remove_heads(self, bucket_ids: Sequence[str]) -> None:
+        """Delete heads by `_id`."""
+        await _delete_by_id(self._heads, bucket_ids)
 
     async def open_plans(self, inbox: str) -> list[Plan]:
         """Read `inbox`'s plans not yet done."""

@@ -26,7 +26,7 @@ from services.notifier.digests import (
     route,
     window_end,
 )
-from services.notifier.pending import PendingStore, Window
+from services.notifier.pending import BUCKET_ITEMS, Bucket, Head, PendingStore
 from shared.events import SubmissionGrouped
 from shared.logging import get_logger
 
@@ -106,7 +106,6 @@ class Triage:
         added: Counter[tuple[str, datetime]] = Counter()
         now_alone: dict[str, SubmissionGrouped] = {}
         aside: list[DigestItem] = []
-        windows: dict[str, Window] = {}
         for key, event in fresh.items():
             decision = event.payload.decision
             policy = self.policy(decision.unit)
@@ -121,26 +120,36 @@ class Triage:
             personal = self._personal(decision.unit)
             aside.append(item_from(event, personal=personal, why=why, at=now))
             metrics.DIGEST_PENDING.labels(decision.unit, why).inc()
-            closes = window_end(now, policy.window_seconds)
-            window_id = f"{inbox}|{closes.timestamp():.0f}"
-            windows.setdefault(
-                window_id,
-                Window(
-                    window_id=window_id,
-                    inbox=inbox,
-                    unit=decision.unit,
-                    mailbox=decision.mailbox,
-                    closes_at=closes,
-                    first_at=now,
-                    window_seconds=policy.window_seconds,
-                ),
-            )
         if aside:
-            await self._store.pend(aside, list(windows.values()))
+            await self._store.pend(self._buckets(aside, now))
         if added:
             await self._store.count(self._writer, added)
         self._note_modes(recent)
         return now_alone, aside
+
+    def _buckets(self, items: Sequence[DigestItem], now: datetime) -> list[Bucket]:
+        """Return `items` in buckets: one per mailbox (at most `BUCKET_ITEMS` each), with heads."""
+        by_inbox: dict[str, list[DigestItem]] = {}
+        for item in items:
+            by_inbox.setdefault(item.inbox, []).append(item)
+        buckets = []
+        for group in by_inbox.values():
+            first = group[0]
+            policy = self.policy(first.unit)
+            for start in range(0, len(group), BUCKET_ITEMS):
+                part = tuple(group[start : start + BUCKET_ITEMS])
+                head = Head(
+                    bucket_id=f"b:{uuid.uuid4().hex}",
+                    inbox=first.inbox,
+                    unit=first.unit,
+                    mailbox=first.mailbox,
+                    pended_at=now,
+                    closes_at=window_end(now, policy.window_seconds),
+                    window_seconds=policy.window_seconds,
+                    items=len(part),
+                )
+                buckets.append(Bucket(head, part))
+        return buckets
 
     async def refresh_modes(self) -> None:
         """Read the rates again and note mode changes (a mailbox calms down with no traffic)."""

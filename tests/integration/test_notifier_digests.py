@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.notifier.digests import DigestPolicy
+from services.notifier.pending import HEADS, ORPHAN_SECONDS, head_document
 from shared.mongo import Document
 from tests import infra
 from tests import notifier_support as support
@@ -136,3 +138,43 @@ async def test_two_senders_at_once_send_one_digest(
     digests = [m for m in mailbox.sent if m.message_id.startswith("<digest-")]
     assert len(digests) == 1
     assert len(one.outcomes()) + len(two.outcomes()) == 25  # published once, by one side
+
+
+async def test_a_head_whose_bucket_never_came_waits_then_is_dropped_and_nothing_is_lost(
+    db: tuple[AsyncMongoClient[Document], str],
+) -> None:
+    client, database = db
+    stack = build_stack(client, database, policy=POLICY, clock=Clock())
+    events = surge(8)
+    await stack.notifier.notify([record(e, i) for i, e in enumerate(events)])
+    (real,) = await stack.store.heads()
+    # A writer that died between its two writes left a head and nothing else.
+    orphan = dataclasses.replace(real, bucket_id="b:orphan")
+    await client[database][HEADS].insert_one(head_document(orphan))
+    stack.clock.advance(POLICY.window_seconds + 2)
+    assert await stack.sender.run_due() == 1  # the real bucket goes out; the orphan waits
+    assert [h.bucket_id for h in await stack.store.heads()] == ["b:orphan"]
+    stack.clock.advance(ORPHAN_SECONDS)
+    assert await stack.sender.run_due() == 0
+    assert await stack.store.heads() == []
+    assert len(stack.outcomes()) == 3
+
+
+async def test_a_bucket_set_aside_after_its_window_was_sent_goes_in_the_next_digest(
+    db: tuple[AsyncMongoClient[Document], str],
+) -> None:
+    client, database = db
+    clock = Clock()
+    stack = build_stack(client, database, policy=POLICY, clock=clock)
+    first = surge(10)
+    await stack.notifier.notify([record(e, i) for i, e in enumerate(first)])
+    clock.advance(POLICY.window_seconds + 2)
+    await stack.sender.run_due()
+    late = surge(4)
+    await stack.notifier.notify([record(e) for e in late])  # the mailbox is still in a surge
+    clock.advance(POLICY.window_seconds + 2)
+    assert await stack.sender.run_due() == 1
+    digests = [m for m in stack.mailbox.sent if m.message_id.startswith("<digest-")]
+    assert len(digests) == 2
+    assert sorted(digests[1].text.split("\n")) == sorted(e.reference for e in late)
+    assert Counter(str(o["submission_id"]) for o in stack.outcomes()).most_common(1)[0][1] == 1
