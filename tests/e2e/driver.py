@@ -7,14 +7,18 @@ timelines, hash chains) and the unit mailboxes (the SMTP sink's Maildir).
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
-from email.parser import BytesHeaderParser
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser, BytesParser
 from typing import Any
 
 import httpx
@@ -221,36 +225,89 @@ async def wait_mailed(wanted: Iterable[str], within: float) -> None:
 
 @dataclass(frozen=True)
 class Mail:
-    """The headers of one stored e-mail that the proof looks at."""
+    """The headers of one stored e-mail that the proof looks at.
+
+    A digest is indexed once per submission it lists, each time with the digest's Message-ID.
+    """
 
     to: str
     message_id: str
     subject: str
     bcc: str | None
+    digest: str | None = None
+    """The digest's id (X-Sada-Digest), None for a single e-mail."""
+    arrived: float = 0.0
+    """When the sink stored it (the Maildir file's mtime, epoch seconds)."""
 
 
-_MAIL_CACHE: dict[str, tuple[str, Mail]] = {}
+_MAIL_CACHE: dict[str, tuple[tuple[str, ...], Mail]] = {}
+# An item line of a digest's text part: "- <FSI>SADA-XXXX-XXXX<PDI> · ..." (digest.txt.j2); a
+# campaign's "first: SADA-…" line is no item (that submission has its own notification).
+_ITEM_LINE = re.compile(r"^\s*- \u2068?(SADA-[0-9A-Z]{4}-[0-9A-Z]{4})\u2069? ·", re.MULTILINE)
+
+
+def digest_references(message: EmailMessage) -> tuple[str, ...]:
+    """Return the references a digest lists: its text part's items, or its attached CSV's rows.
+
+    Past `list_limit` the body shows campaigns and counts only and the full list is the CSV
+    attachment (digest_messages.DigestComposer). The count must match X-Sada-Digest-Items.
+    """
+    attached = [
+        part for part in message.iter_attachments() if part.get_content_type() == "text/csv"
+    ]
+    if attached:
+        data = attached[0].get_payload(decode=True)
+        assert isinstance(data, bytes)
+        rows = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+        references = tuple(row["reference"] for row in rows)
+    else:
+        body = message.get_body(("plain",))
+        assert body is not None
+        references = tuple(_ITEM_LINE.findall(body.get_content()))
+    expected = int(str(message["X-Sada-Digest-Items"]))
+    assert len(references) == expected, (
+        f"digest {message['X-Sada-Digest']} lists {len(references)} of {expected} items"
+    )
+    return references
 
 
 def mailbox_index() -> dict[str, list[Mail]]:
-    """Return the e2e sink's messages grouped by X-Sada-Reference (headers only, cached)."""
+    """Return the e2e sink's messages by reference (headers; a digest's list; cached).
+
+    A single e-mail names its submission in X-Sada-Reference; a digest (X-Sada-Digest, no
+    X-Sada-Reference) is indexed under every reference it lists.
+    """
     grouped: dict[str, list[Mail]] = defaultdict(list)
     new = harness.MAILDIR / "new"
     names = os.listdir(new) if new.exists() else []
-    parser = BytesHeaderParser(policy=policy.default)
+    headers_only = BytesHeaderParser(policy=policy.default)
+    whole = BytesParser(policy=policy.default)
     for name in names:
         if name not in _MAIL_CACHE:
-            with (new / name).open("rb") as handle:
-                headers = parser.parse(handle)
+            path = new / name
+            with path.open("rb") as handle:
+                headers = headers_only.parse(handle)
+                digest = headers["X-Sada-Digest"]
+                if digest is None:
+                    references: tuple[str, ...] = (str(headers["X-Sada-Reference"]),)
+                else:
+                    handle.seek(0)
+                    message = whole.parse(handle)
+                    assert isinstance(message, EmailMessage)
+                    assert message["X-Sada-Reference"] is None
+                    references = digest_references(message)
             mail = Mail(
                 str(headers["To"]),
                 str(headers["Message-ID"]),
                 str(headers["Subject"]),
                 None if headers["Bcc"] is None else str(headers["Bcc"]),
+                None if digest is None else str(digest),
+                path.stat().st_mtime,
             )
-            _MAIL_CACHE[name] = (str(headers["X-Sada-Reference"]), mail)
-        reference, mail = _MAIL_CACHE[name]
-        grouped[reference].append(mail)
+            _MAIL_CACHE[name] = (references, mail)
+        references, mail = _MAIL_CACHE[name]
+        for reference in references:
+            grouped[reference].append(mail)
     return grouped
 
 
@@ -268,6 +325,15 @@ class Proof:
     duplicate_emails: int = 0
     duplicates_with_new_message_id: int = 0
     failed_notifications: int = 0
+    digested: int = 0
+    """Submissions notified by a digest (the rest by a single e-mail)."""
+    digests: set[str] = field(default_factory=set)
+    """The ids of the digests that listed the workload's submissions."""
+    digest_resends: int = 0
+    """Extra copies of a digest (same Message-ID): the crash window between the server taking
+    it and the plan's `sent` mark (docs/digests.md)."""
+    digest_latencies: list[float] = field(default_factory=list)
+    """Per digested submission: seconds from its accepted event to its digest's arrival."""
 
     def assert_clean(self, *, allow_duplicates: bool = False) -> None:
         """Fail with every problem found; duplicates only where the design allows them."""
@@ -295,10 +361,14 @@ async def prove(
     snapshots = await archive.submissions(since)
     events = await archive.events(since)
     by_submission: dict[str, set[str]] = defaultdict(set)
+    accepted: dict[str, datetime] = {}
     for event in events:
         by_submission[event["submission_id"]].add(event["event_type"])
+        if event["event_type"] == "submission.accepted":
+            accepted[event["submission_id"]] = event["occurred_at"]
     mail = mailbox_index()
     proof = Proof(submissions=len(wanted))
+    resent: dict[str, int] = {}
     for sid, item in wanted.items():
         snapshot = snapshots.get(sid)
         if snapshot is None:
@@ -322,6 +392,14 @@ async def prove(
             proof.wrong_mailbox.append(sid)
         proof.duplicate_emails += len(messages) - 1
         proof.duplicates_with_new_message_id += len({m.message_id for m in messages}) - 1
+        if messages[0].digest is not None:
+            proof.digested += 1
+            proof.digests.add(messages[0].digest)
+            resent[messages[0].digest] = len(messages) - 1
+            if sid in accepted:
+                first = min(m.arrived for m in messages)
+                proof.digest_latencies.append(first - accepted[sid].timestamp())
+    proof.digest_resends = sum(resent.values())
     spot = next(iter(wanted))  # the auditors' API agrees with the store (full check: the CLI)
     detail = (await archive.api_get(f"/submissions/{snapshots[spot]['reference']}")).json()
     if detail["submission"]["submission_id"] != spot or len(detail["timeline"]) < 3:

@@ -83,6 +83,9 @@ def service_env(name: str, port: int) -> dict[str, str]:
         "SADA_DEFERRAL__RETRY_INITIAL_SECONDS": "2",
         "SADA_DEFERRAL__RETRY_MAX_SECONDS": "5",
         "SADA_DEFERRAL__POLL_SECONDS": "1",
+        # One e-mail per submission, as the scenarios written before digests expect; the digest
+        # scenarios restart the notifiers with digests on (`Cluster.restart_notifiers`).
+        "SADA_DIGEST__ENABLED": "false",
     }
     return env
 
@@ -96,6 +99,8 @@ class Service:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    overrides: dict[str, str] = field(default_factory=dict)
+    """Environment on top of `service_env`, kept across restarts (e.g. digest settings)."""
 
     @property
     def url(self) -> str:
@@ -108,7 +113,7 @@ class Service:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [SADA, "serve", self.name],
-            env=service_env(self.name, self.port),
+            env={**service_env(self.name, self.port), **self.overrides},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -176,6 +181,18 @@ class Cluster:
         """Stop every process gracefully (SIGTERM)."""
         for service in self.services:
             service.kill(signal.SIGTERM)
+
+    async def restart_notifiers(self, overrides: dict[str, str] | None = None) -> None:
+        """Restart both notifiers, one at a time (SIGTERM), with `overrides` on their env.
+
+        `None` (or `{}`) restores the standard environment. Each is healthy before the next
+        stops, so the group keeps a consumer throughout.
+        """
+        for service in (s for s in self.services if s.name == "notifier"):
+            await asyncio.to_thread(service.kill, signal.SIGTERM)
+            service.overrides = dict(overrides or {})
+            service.start()
+            await service.wait_healthy()
 
     def all_alive(self) -> bool:
         """Return True when no process has exited on its own."""
