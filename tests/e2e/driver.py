@@ -7,10 +7,7 @@ timelines, hash chains) and the unit mailboxes (the SMTP sink's Maildir).
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import os
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -29,6 +26,7 @@ from pymongo.errors import PyMongoError
 from services.archive.projection import current
 from services.archive.settings import ArchiveSettings
 from services.archive.store import MongoArchiveStore
+from services.notifier.digest_messages import listed_references
 from shared import ids, topics
 from tests.e2e import harness
 from tests.workload import MAILBOX, Item
@@ -241,29 +239,14 @@ class Mail:
 
 
 _MAIL_CACHE: dict[str, tuple[tuple[str, ...], Mail]] = {}
-# An item line of a digest's text part: "- <FSI>SADA-XXXX-XXXX<PDI> · ..." (digest.txt.j2); a
-# campaign's "first: SADA-…" line is no item (that submission has its own notification).
-_ITEM_LINE = re.compile(r"^\s*- \u2068?(SADA-[0-9A-Z]{4}-[0-9A-Z]{4})\u2069? ·", re.MULTILINE)
 
 
 def digest_references(message: EmailMessage) -> tuple[str, ...]:
-    """Return the references a digest lists: its text part's items, or its attached CSV's rows.
+    """Return the references a digest lists (its text's items, or its attached CSV's rows).
 
-    Past `list_limit` the body shows campaigns and counts only and the full list is the CSV
-    attachment (digest_messages.DigestComposer). The count must match X-Sada-Digest-Items.
+    The count must match X-Sada-Digest-Items: a campaign's "first" reference is no item.
     """
-    attached = [
-        part for part in message.iter_attachments() if part.get_content_type() == "text/csv"
-    ]
-    if attached:
-        data = attached[0].get_payload(decode=True)
-        assert isinstance(data, bytes)
-        rows = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
-        references = tuple(row["reference"] for row in rows)
-    else:
-        body = message.get_body(("plain",))
-        assert body is not None
-        references = tuple(_ITEM_LINE.findall(body.get_content()))
+    references = tuple(listed_references(message))
     expected = int(str(message["X-Sada-Digest-Items"]))
     assert len(references) == expected, (
         f"digest {message['X-Sada-Digest']} lists {len(references)} of {expected} items"
