@@ -9,8 +9,6 @@ which is the threshold's precision (docs/digests.md).
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +26,7 @@ from services.notifier.digests import (
 )
 from services.notifier.pending import BUCKET_ITEMS, Bucket, Head, PendingStore
 from shared.events import SubmissionGrouped
+from shared.lease import holder_name
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -38,11 +37,6 @@ Clock = Callable[[], datetime]
 def now() -> datetime:
     """Return the current time (UTC): the default clock."""
     return datetime.now(UTC)
-
-
-def writer_name() -> str:
-    """Return this process's name as a rate writer: host, process id and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Triage:
@@ -63,7 +57,7 @@ class Triage:
         self._policies = dict(policies)
         self._personal = personal
         self._clock = clock
-        self._writer = writer or writer_name()
+        self._writer = writer or holder_name()  # host, process id, a random part
         self._modes: dict[str, bool] = {}  # unit -> digest mode, as this notifier last saw it
         for unit, policy in self._policies.items():
             metrics.DIGEST_WINDOW_SECONDS.labels(unit).set(policy.window_seconds)
