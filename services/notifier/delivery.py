@@ -14,6 +14,11 @@ its recorded outcome (`repeat=true`) and no e-mail. The one window for a second 
 between the server's acceptance and the ledger write; that repeat carries the same Message-ID,
 so the unit's mail system can recognise it (docs/notifier.md).
 
+With a `Triage` (the app always has one), the fresh notifications of a batch are split first:
+those a calm mailbox gets one by one are e-mailed here; a surge's and a campaign's later copies
+are set aside, durably, for the mailbox's next digest (`services/notifier/triage.py`,
+docs/digests.md), and their outcomes are published by the digest sender once it is out.
+
 A recipient that refuses for now (4xx to RCPT TO) does not hold the batch: its notification is
 parked in the deferred queue (`services/notifier/deferred.py`) before the batch commits, gets no
 outcome yet, and is retried on a schedule by the retrier; every other e-mail goes out as usual.
