@@ -132,8 +132,19 @@ def is_transient(exc: BaseException) -> bool:
     return is_system_wide(exc) or _is_transient_only(exc)
 
 
+MONGO_INTERRUPTED: Final = "context canceled"
+"""FerretDB 1.24's message (code 1, InternalError) for a command cut off by its own shutdown: a
+restart, not the document, is at fault (seen in the e2e suite while FerretDB restarted)."""
+
+
 def _is_transient_only(exc: BaseException) -> bool:
     if isinstance(exc, _TRANSIENT_TYPES):
+        return True
+    if (
+        isinstance(exc, mongo_errors.OperationFailure)
+        and exc.code == 1
+        and MONGO_INTERRUPTED in str(exc)
+    ):
         return True
     if isinstance(exc, kafka_errors.KafkaError) and getattr(exc, "retriable", False):
         return True

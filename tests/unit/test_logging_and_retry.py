@@ -80,3 +80,13 @@ def test_failures_are_classified_transient_system_wide_or_per_message() -> None:
     assert classify(mongo_errors.AutoReconnect("down")) is Failure.TRANSIENT
     assert classify(mongo_errors.OperationFailure("bad $ operator", code=2)) is Failure.MESSAGE
     assert classify(ValueError("bad payload")) is Failure.MESSAGE
+
+
+def test_a_command_cut_off_by_a_ferretdb_shutdown_is_transient_other_internal_errors_not() -> None:
+    cut_off = mongo_errors.OperationFailure(
+        "[msg_insert.go:168 handler.(*Handler).MsgInsert] [db.go:134 fsql.(*DB).InTransaction] "
+        "context canceled",
+        code=1,
+    )
+    assert classify(cut_off) is Failure.TRANSIENT
+    assert not is_transient(mongo_errors.OperationFailure("document too large", code=1))
