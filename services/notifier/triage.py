@@ -95,6 +95,8 @@ class Triage:
         calm mailbox hit by one large batch gets its threshold's worth of e-mails and a digest.
         Campaign copies folded into the digest do not count: they were never going out alone.
         """
+        if not any(self.policy(e.payload.decision.unit).enabled for e in fresh.values()):
+            return dict(fresh), []  # digests off: no rate to keep, no database round trip
         now = self._clock()
         recent = await self.recent(now)
         added: Counter[tuple[str, datetime]] = Counter()
@@ -105,6 +107,9 @@ class Triage:
             policy = self.policy(decision.unit)
             inbox = inbox_of(decision.unit, decision.mailbox)
             why = route(event, policy, recent[inbox] + 1)
+            if not policy.enabled:
+                now_alone[key] = event
+                continue
             if why != "campaign":
                 recent[inbox] += 1
                 added[(inbox, rate_bucket(now, policy.rate_seconds))] += 1
@@ -147,7 +152,8 @@ class Triage:
 
     async def refresh_modes(self) -> None:
         """Read the rates again and note mode changes (a mailbox calms down with no traffic)."""
-        self._note_modes(await self.recent(self._clock()), everyone=True)
+        if self._default.enabled or any(p.enabled for p in self._policies.values()):
+            self._note_modes(await self.recent(self._clock()), everyone=True)
 
     def _note_modes(self, recent: Mapping[str, int], *, everyone: bool = False) -> None:
         units: dict[str, int] = {}

@@ -52,7 +52,7 @@ DIGESTS_ON = {
 LATENCY_BOUND = WINDOW_SECONDS + 10
 # The surge's size and the rate it is offered at (submissions per second); the stack's
 # sustained rate is what the offer must not exceed, or latency measures the backlog.
-SURGE = int(os.environ.get("SADA_E2E_DIGEST_SURGE", "3000"))
+SURGE = int(os.environ.get("SADA_E2E_DIGEST_SURGE", "2000"))
 OFFER_RATE = float(os.environ.get("SADA_E2E_DIGEST_RATE", "50"))
 CAMPAIGN_SHARE = 0.6
 
@@ -206,7 +206,7 @@ async def test_a_surge_with_campaigns_puts_every_submission_in_exactly_one_notif
 async def test_sigkill_of_a_notifier_while_digests_are_due_loses_and_repeats_nothing(
     digests: Cluster, results: Results, started_at: datetime
 ) -> None:
-    items = surge(_run_id(), 3000, seed=17)
+    items = surge(_run_id(), 2000, seed=17)
     sending = asyncio.create_task(offer(items, OFFER_RATE))
     await asyncio.sleep(2 * WINDOW_SECONDS)  # in digest mode, digests going out
     await _wait_window_due()
@@ -244,7 +244,7 @@ async def test_sigkill_of_a_notifier_while_digests_are_due_loses_and_repeats_not
 async def test_smtp_down_for_two_windows_delays_the_digests_and_loses_nothing(
     digests: Cluster, results: Results, started_at: datetime
 ) -> None:
-    items = surge(_run_id(), 2000, seed=18)
+    items = surge(_run_id(), 1500, seed=18)
     sending = asyncio.create_task(offer(items, OFFER_RATE))
     await asyncio.sleep(WINDOW_SECONDS)  # in digest mode
     await asyncio.to_thread(harness.infra, "down", "smtp")
