@@ -165,7 +165,9 @@ class DigestSender(Poller):
             retry = self._retry_at.get(inbox)
             if retry is not None and retry[0] > now:
                 continue
-            lease = self._leases.setdefault(inbox, self._lease_for(inbox))
+            lease = self._leases.get(inbox)
+            if lease is None:
+                lease = self._leases[inbox] = self._lease_for(inbox)
             if not await lease.acquire(self._clock()):
                 continue  # another notifier sends this mailbox's digest
             started = self._clock()

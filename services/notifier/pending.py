@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from pymongo import ASCENDING, AsyncMongoClient, DeleteOne
@@ -297,8 +297,3 @@ async def _delete_by_id(collection: AsyncCollection[Document], ids: Sequence[str
     for start in range(0, len(ids), DELETES_PER_COMMAND):
         chunk = ids[start : start + DELETES_PER_COMMAND]
         await collection.bulk_write([DeleteOne({"_id": i}) for i in chunk], ordered=False)
-
-
-def keep_after(now: datetime, seconds: float) -> datetime:
-    """Return the moment `seconds` before `now` (what pruning keeps)."""
-    return now - timedelta(seconds=seconds)
