@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from services.archive import api, clients, handlers
-from services.archive.access import AccessLog
+from services.archive import api, checkpoints, clients, handlers
+from services.archive.access import AccessLog, writer_id
 from services.archive.archiver import Archiver
 from services.archive.audit import Sweeper
+from services.archive.partition_log import Checkpointer, MongoLogStore, PartitionLog
 from services.archive.settings import ArchiveSettings
 from services.archive.store import ArchiveStore, MongoArchiveStore
 from shared import logging, version
@@ -47,6 +50,7 @@ def build(
     broker = broker or make_broker(settings.kafka, service=SERVICE)
     closers = []
     lease: Lease | None = None  # an injected store (tests) sweeps on its own
+    partition_log: PartitionLog | None = None  # ...and keeps no partition log
     if store is None:
         client = make_client(settings.mongo, app_name=SERVICE)
         store = MongoArchiveStore(
@@ -58,8 +62,12 @@ def build(
             ttl=settings.verify_interval_seconds,
             holder=holder_name(),
         )
+        partition_log = PartitionLog(MongoLogStore(client, settings.mongo.database))
         closers.append(client.close)
-    archiver = Archiver(store, settings.topics, cache_size=settings.head_cache_size)
+    archiver = Archiver(
+        store, settings.topics, cache_size=settings.head_cache_size, partition_log=partition_log
+    )
+    checkpointer = _checkpointer(settings, partition_log)
     handlers.register(broker, settings, archiver)
     # One replica per interval sweeps the whole archive: the others ask the lease and stand down.
     sweeper = Sweeper(
@@ -97,12 +105,38 @@ def build(
         version=version.current(),
         broker=broker,
         checks={"mongo": store.ping},
-        on_startup=[prepare, accesses.start, sweeper.start, lag.start],
-        on_shutdown=[accesses.stop, lag.stop, sweeper.stop, close],
+        on_startup=[prepare, accesses.start, sweeper.start, lag.start, *checkpointer[:1]],
+        on_shutdown=[accesses.stop, lag.stop, sweeper.stop, *checkpointer[1:], close],
         description=DESCRIPTION,
     )
     api.install(app, store, settings, clients=api_clients, accesses=accesses)
     return app
+
+
+def _checkpointer(settings: ArchiveSettings, partition_log: PartitionLog | None) -> list[Any]:
+    """Return [start, stop] of the checkpointer, or [] when checkpoints are off.
+
+    Settings validation has already refused a missing key outside local mode.
+    """
+    audit_log = settings.audit_log
+    if partition_log is None:
+        return []
+    if not audit_log.checkpoints:
+        log.warning(
+            "LOG CHECKPOINTS DISABLED: deleting or truncating archived events goes undetected",
+            setting="SADA_AUDIT_LOG__CHECKPOINTS",
+        )
+        return []
+    if audit_log.signing_key_file is None or audit_log.checkpoint_dir is None:
+        log.warning("no checkpoint signing key (local mode): partition logs are not checkpointed")
+        return []
+    checkpointer = Checkpointer(
+        partition_log,
+        checkpoints.load_signing_key(audit_log.signing_key_file),
+        checkpoints.Witness(audit_log.checkpoint_dir, writer_id()),
+        audit_log.checkpoint_seconds,
+    )
+    return [checkpointer.start, checkpointer.stop]
 
 
 def main() -> None:

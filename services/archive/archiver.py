@@ -16,7 +16,9 @@ Appending without reading (the write path's only reads resolve duplicate keys):
 6. upsert the campaigns the batch's grouped events name (one idempotent upsert per campaign,
    repeated events included for the same reason: `campaigns.py`);
 7. count the grouped events into the report aggregates, exactly once by a fence of Kafka
-   positions (`aggregates.py`, `report_writer.py`).
+   positions (`aggregates.py`, `report_writer.py`);
+8. add one leaf per record to its partition's Merkle log (`partition_log.py`), naming the stored
+   event's hash: last, so a leaf never names an event that is not durable.
 The batch runner commits the offsets only after `archive` returns, i.e. after all are durable.
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 
 from services.archive import campaigns, metrics, report_writer
 from services.archive.chain import Anchor, Head, seal
+from services.archive.partition_log import PartitionLog
 from services.archive.projection import ChainCache, ChainState, snapshot, state_from_store
 from services.archive.records import Entry, read
 from services.archive.settings import ArchiveTopics
@@ -50,8 +53,16 @@ Document = dict[str, Any]
 class Archiver:
     """Archives batches of Kafka records into an `ArchiveStore`."""
 
-    def __init__(self, store: ArchiveStore, topics: ArchiveTopics, *, cache_size: int) -> None:
+    def __init__(
+        self,
+        store: ArchiveStore,
+        topics: ArchiveTopics,
+        *,
+        cache_size: int,
+        partition_log: PartitionLog | None = None,
+    ) -> None:
         self._store = store
+        self._log = partition_log
         self._topics = topics
         self._cache = ChainCache(cache_size)
         self._indexed = False
@@ -77,6 +88,10 @@ class Archiver:
             facts = [entry.report for entry in entries if entry.report is not None]
             if await report_writer.count(self._store, facts):
                 metrics.WRITE_SECONDS.labels("reports").observe(time.perf_counter() - started)
+            if self._log is not None:  # last: each leaf names an event stored above
+                started = time.perf_counter()
+                await self._log.append(entries, batch.hashes)
+                metrics.WRITE_SECONDS.labels("log").observe(time.perf_counter() - started)
         finally:
             batch.release()  # heads only ever advance on a successful insert: always true
         for topic, count in Counter(entry.topic for entry, _ in appended).items():
@@ -94,6 +109,8 @@ class _Batch:
         self._store = store
         self._now = now
         self._states: dict[str, ChainState] = {}
+        self.hashes: dict[str, str] = {}
+        """The stored chain hash of every event id appended or found archived."""
 
     def state(self, chain: str) -> ChainState:
         """Return the working state of `chain` (cached, or a new empty chain)."""
@@ -136,10 +153,12 @@ class _Batch:
             stale: list[str] = []
             for i, (chain, doc) in enumerate(zip(chains, docs, strict=True)):
                 if i not in refused:
+                    self.hashes[doc["_id"]] = doc["hash"]
                     self.state(chain).head = Head(doc["seq"], doc["hash"])
                     anchor = Anchor(doc["seq"], doc["hash"], doc["_id"], "")
                     appended.append((queues[chain].popleft(), anchor))
                 elif (existing := stored.get(doc["_id"])) is not None:
+                    self.hashes[doc["_id"]] = str(existing.get("hash"))
                     repeated.append((queues[chain].popleft(), _anchor(existing, chain)))
                 else:
                     stale.append(chain)

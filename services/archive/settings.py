@@ -53,6 +53,35 @@ class ArchiveMongoSettings(MongoSettings):
     database: str = "sada_archive"
 
 
+class AuditLogSettings(BaseModel):
+    """The partition logs' signed checkpoints (docs/audit.md, "Log-wide tamper evidence")."""
+
+    checkpoints: bool = Field(
+        default=True,
+        description="Sign checkpoints of the partition logs; `false` disables them (start-up "
+        "then warns loudly: deletions and truncation go undetected).",
+    )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM, `sada audit keygen`) that signs checkpoints; "
+        "keep it out of the database's reach (a Secret). Required outside local mode while "
+        "checkpoints are on.",
+    )
+    verify_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 public key (PEM) `sada audit verify --checkpoints` checks with by "
+        "default (else `<checkpoint dir>/verify.pem`).",
+    )
+    checkpoint_dir: Path | None = Field(
+        default=None,
+        description="The witness directory: checkpoints go to `<dir>/<UTC date>/<writer>.jsonl`; "
+        "required with a signing key.",
+    )
+    checkpoint_seconds: float = Field(
+        default=60.0, gt=0, description="Seconds between checkpoints (and one at shutdown)."
+    )
+
+
 class ArchiveSettings(ServiceSettings):
     """Archive settings: Kafka group and topics, MongoDB, API clients, access log, sweeps."""
 
@@ -125,6 +154,7 @@ class ArchiveSettings(ServiceSettings):
         description="Full chain verification every N seconds (0 = never), run by one replica "
         "of the cluster at a time (a lease in the `leases` collection).",
     )
+    audit_log: AuditLogSettings = AuditLogSettings()
     verify_timeout_seconds: float = Field(
         # FerretDB 1.24 sorts a whole collection before it answers the sweep's first read (about
         # 3 minutes at 50,000 submissions here), far beyond the socket timeout of other reads.
@@ -151,4 +181,14 @@ class ArchiveSettings(ServiceSettings):
         for client in self.api_clients:
             if client.token is not None:
                 refuse_default_secret(self, f"SADA_API_CLIENTS ({client.name})", client.token)
+        audit_log = self.audit_log
+        if audit_log.checkpoints and audit_log.signing_key_file is not None:
+            if audit_log.checkpoint_dir is None:
+                raise ValueError("SADA_AUDIT_LOG__CHECKPOINT_DIR is unset: checkpoints need one")
+        elif audit_log.checkpoints and self.environment != "local":
+            msg = (
+                "SADA_AUDIT_LOG__SIGNING_KEY_FILE is unset: set a signing key (sada audit "
+                "keygen) or disable checkpoints with SADA_AUDIT_LOG__CHECKPOINTS=false"
+            )
+            raise ValueError(msg)
         return self
