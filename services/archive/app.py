@@ -44,9 +44,12 @@ def build(
 ) -> FastAPI:
     """Return the archive app; `store` and `broker` default to the real ones from settings.
 
-    Raises ValueError when no API client is configured outside local mode, or one is a default.
+    Raises ValueError when no API client is configured outside local mode, or one is a default,
+    or when checkpoints are on without a signing key outside local mode.
     """
     api_clients = clients.load(settings)
+    if (refusal := settings.audit_log.refusal(settings.environment)) is not None:
+        raise ValueError(refusal)
     broker = broker or make_broker(settings.kafka, service=SERVICE)
     closers = []
     lease: Lease | None = None  # an injected store (tests) sweeps on its own

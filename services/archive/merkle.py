@@ -95,6 +95,47 @@ def path_ranges(m: int, n: int) -> list[tuple[int, int]]:
     return ranges
 
 
+class PathBuilder:
+    """Computes PATH(m, D[n]) for a few leaves m as the first n leaves stream by, in order.
+
+    Each path is the roots of a few disjoint ranges (`path_ranges`): one `Frontier` per range,
+    so memory is O(log n) hashes per wanted leaf, whatever n.
+    """
+
+    def __init__(self, n: int, indexes: Iterable[int]) -> None:
+        self._n = n
+        self._wanted = {m: path_ranges(m, n) for m in set(indexes)}
+        self._frontiers: dict[tuple[int, int], Frontier] = {}
+        self._starts: dict[int, list[tuple[int, int]]] = {}
+        for ranges in self._wanted.values():
+            for span in ranges:
+                if span not in self._frontiers:
+                    self._frontiers[span] = Frontier()
+                    self._starts.setdefault(span[0], []).append(span)
+        self._active: list[tuple[int, int]] = []
+        self.count = 0
+
+    def add(self, leaf: bytes) -> bool:
+        """Take the next leaf hash; return False once n leaves were taken (the rest is ignored)."""
+        index = self.count
+        if index >= self._n:
+            return False
+        self._active = [s for s in self._active if s[1] > index] + self._starts.get(index, [])
+        for span in self._active:
+            self._frontiers[span].append(leaf)
+        self.count += 1
+        return self.count < self._n
+
+    def paths(self) -> dict[int, list[bytes]]:
+        """Return every wanted path; raise ValueError when fewer than n leaves were added."""
+        if self.count < self._n:
+            raise ValueError(f"the log holds {self.count} leaves, fewer than {self._n}")
+        return {
+            m: [self._frontiers[span].root() for span in ranges]
+            for m, ranges in self._wanted.items()
+        }
+
+
 def inclusion_paths(
     leaves: Iterable[bytes], n: int, indexes: Iterable[int]
 ) -> dict[int, list[bytes]]:
@@ -102,26 +143,11 @@ def inclusion_paths(
 
     `leaves` yields the leaf hashes in order (at least n of them; the rest is not read).
     """
-    wanted = {m: path_ranges(m, n) for m in set(indexes)}
-    frontiers: dict[tuple[int, int], Frontier] = {}
-    starts: dict[int, list[tuple[int, int]]] = {}
-    for ranges in wanted.values():
-        for span in ranges:
-            if span not in frontiers:
-                frontiers[span] = Frontier()
-                starts.setdefault(span[0], []).append(span)
-    active: list[tuple[int, int]] = []
-    count = 0
-    for index, leaf in enumerate(leaves):
-        if index >= n:
+    builder = PathBuilder(n, indexes)
+    for leaf in leaves:
+        if not builder.add(leaf):
             break
-        active = [span for span in active if span[1] > index] + starts.get(index, [])
-        for span in active:
-            frontiers[span].append(leaf)
-        count += 1
-    if count < n:
-        raise ValueError(f"the log holds {count} leaves, fewer than {n}")
-    return {m: [frontiers[span].root() for span in ranges] for m, ranges in wanted.items()}
+    return builder.paths()
 
 
 def verify_inclusion(leaf: bytes, m: int, n: int, path: Sequence[bytes], root: bytes) -> bool:

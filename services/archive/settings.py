@@ -81,6 +81,23 @@ class AuditLogSettings(BaseModel):
         default=60.0, gt=0, description="Seconds between checkpoints (and one at shutdown)."
     )
 
+    def refusal(self, environment: str) -> str | None:
+        """Return why the archive service must not start with these settings, if it must not.
+
+        Checked when the service is built, not when settings load: `sada audit` commands read
+        the same settings and an auditor holds no signing key.
+        """
+        if not self.checkpoints:
+            return None
+        if self.signing_key_file is not None and self.checkpoint_dir is None:
+            return "SADA_AUDIT_LOG__CHECKPOINT_DIR is unset: signed checkpoints need a witness"
+        if self.signing_key_file is None and environment != "local":
+            return (
+                "SADA_AUDIT_LOG__SIGNING_KEY_FILE is unset: set a signing key (sada audit "
+                "keygen) or disable checkpoints with SADA_AUDIT_LOG__CHECKPOINTS=false"
+            )
+        return None
+
 
 class ArchiveSettings(ServiceSettings):
     """Archive settings: Kafka group and topics, MongoDB, API clients, access log, sweeps."""
@@ -181,14 +198,4 @@ class ArchiveSettings(ServiceSettings):
         for client in self.api_clients:
             if client.token is not None:
                 refuse_default_secret(self, f"SADA_API_CLIENTS ({client.name})", client.token)
-        audit_log = self.audit_log
-        if audit_log.checkpoints and audit_log.signing_key_file is not None:
-            if audit_log.checkpoint_dir is None:
-                raise ValueError("SADA_AUDIT_LOG__CHECKPOINT_DIR is unset: checkpoints need one")
-        elif audit_log.checkpoints and self.environment != "local":
-            msg = (
-                "SADA_AUDIT_LOG__SIGNING_KEY_FILE is unset: set a signing key (sada audit "
-                "keygen) or disable checkpoints with SADA_AUDIT_LOG__CHECKPOINTS=false"
-            )
-            raise ValueError(msg)
         return self
