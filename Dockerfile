@@ -34,7 +34,9 @@ LABEL org.opencontainers.image.title="sada" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid "${SADA_UID}" sada \
     && useradd --system --uid "${SADA_UID}" --gid sada --home-dir /app --no-create-home \
-       --shell /usr/sbin/nologin sada
+       --shell /usr/sbin/nologin sada \
+    && install -d -o sada -g sada -m 0750 /var/lib/sada/witness
+# (The archive's checkpoint witness: a named volume mounted here starts owned by the service user.)
 WORKDIR /app
 # Owned by root and not writable by the service user: the code cannot be changed at run time.
 COPY --from=build /app /app

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.intake.apikeys import hash_key
 from tests import infra
@@ -54,6 +56,8 @@ REWRITTEN = frozenset(
         "SADA_SMTP__HOST",
         "SADA_SMTP__PORT",
         "SADA_HTTP_PORT",
+        "SADA_AUDIT_LOG__SIGNING_KEY_FILE",
+        "SADA_AUDIT_LOG__CHECKPOINT_DIR",
     }
 )
 # FerretDB is one standalone server: a replica-set name would make the driver wait for a
@@ -76,6 +80,7 @@ class Secrets:
     archive_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     grafana_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     mongo_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    audit_signing_key: str = field(default_factory=lambda: _signing_pem())
 
     @property
     def intake_api_keys(self) -> str:
@@ -93,6 +98,7 @@ class Secrets:
             "SADA_INTAKE_API_KEYS": self.intake_api_keys,
             "SADA_ARCHIVE_API_TOKENS": self.archive_api_tokens,
             "GRAFANA_ADMIN_PASSWORD": self.grafana_password,
+            "SADA_AUDIT_SIGNING_KEY": self.audit_signing_key,
         }
 
     def kubernetes(self) -> dict[tuple[str, str], str]:
@@ -109,6 +115,7 @@ class Secrets:
         return {
             ("sada-intake", "api-keys"): self.intake_api_keys,
             ("sada-archive", "api-tokens"): self.archive_api_tokens,
+            ("sada-audit-signing", "signing.pem"): self.audit_signing_key,
             ("sada-mongo", "uri"): mongo,
             ("sada-kafka", "username"): (infra.SASL_DIR / "username").read_text().strip(),
             ("sada-kafka", "password"): (infra.SASL_DIR / "password").read_text().strip(),
@@ -116,8 +123,14 @@ class Secrets:
         }
 
 
-def compose_environments(values: Secrets) -> dict[str, dict[str, str]]:
-    """Return each Sada service's `environment` after compose's interpolation and merge keys."""
+def _signing_pem() -> str:
+    key = Ed25519PrivateKey.generate()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _compose_config(values: Secrets) -> dict[str, Any]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **values.compose_env()}
     rendered = subprocess.run(
         [str(compose_binary()), "-f", str(COMPOSE_FILE), "config", "--format", "json"],
@@ -127,8 +140,42 @@ def compose_environments(values: Secrets) -> dict[str, dict[str, str]]:
         text=True,
         check=True,
     )
-    services = json.loads(rendered.stdout)["services"]
+    config: dict[str, Any] = json.loads(rendered.stdout)
+    return config
+
+
+def compose_environments(values: Secrets) -> dict[str, dict[str, str]]:
+    """Return each Sada service's `environment` after compose's interpolation and merge keys."""
+    services = _compose_config(values)["services"]
     return {name: _strings(services[name].get("environment") or {}) for name in SERVICES}
+
+
+def compose_mounts(values: Secrets, root: Path) -> dict[str, dict[str, Path]]:
+    """Return each service's secrets and named volumes as local directories (mount -> dir).
+
+    Secrets land in `/run/secrets/<name>` (compose's default target), their content taken from
+    the environment variable the top-level `secrets` entry names; named volumes start empty.
+    """
+    config = _compose_config(values)
+    env = values.compose_env()
+    found: dict[str, dict[str, Path]] = {}
+    for name in SERVICES:
+        service = config["services"][name]
+        mounts: dict[str, Path] = {}
+        for secret in service.get("secrets", []):
+            target = Path(secret.get("target") or f"/run/secrets/{secret['source']}")
+            local = root / name / "secrets"
+            local.mkdir(parents=True, exist_ok=True)
+            source = config["secrets"][secret["source"]]
+            (local / target.name).write_text(env[source["environment"]], encoding="utf-8")
+            mounts[str(target.parent)] = local
+        for volume in service.get("volumes", []):
+            if volume.get("type") == "volume":
+                local = root / name / "volumes" / volume["source"]
+                local.mkdir(parents=True, exist_ok=True)
+                mounts[volume["target"]] = local
+        found[name] = mounts
+    return found
 
 
 def kustomize_render() -> list[dict[str, Any]]:

@@ -64,8 +64,9 @@ async def test_compose_services_start_and_handle_a_submission(
 ) -> None:
     values = configs.Secrets()
     environments = configs.compose_environments(values)
+    mounts = configs.compose_mounts(values, tmp_path / "volumes")
     for name, env in environments.items():
-        local = configs.localise(env, http_port=configs.free_port())
+        local = configs.localise(env, http_port=configs.free_port(), mounts=mounts[name])
         assert_verbatim_but_for_the_infrastructure(env, local)
         stopped_at_the_end[name] = sada.start(name, local, tmp_path / "logs")
 

@@ -7,10 +7,13 @@ import json
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from deploy.local.run import audit_env
 from deploy.local.supervise import FIRST_DELAY, MAX_DELAY, STABLE_AFTER, describe, next_delay
+from services.archive import checkpoints
 from shared import logging as sada_logging
 
 
@@ -96,3 +99,15 @@ def test_json_mode_takes_faststream_s_own_logger_too(
     assert [json.loads(line)["event"] for line in lines] == [
         "Consumer m-1 assigned to partitions: (p0)"
     ]
+
+
+def test_make_run_makes_a_dev_signing_key_once_and_points_the_archive_at_it(
+    tmp_path: Path,
+) -> None:
+    env = audit_env(tmp_path)
+    signing = Path(env["SADA_AUDIT_LOG__SIGNING_KEY_FILE"])
+    key = checkpoints.load_signing_key(signing).public_key().public_bytes_raw()
+    assert audit_env(tmp_path) == env  # a second run keeps the key
+    assert checkpoints.load_signing_key(signing).public_key().public_bytes_raw() == key
+    witness = Path(env["SADA_AUDIT_LOG__CHECKPOINT_DIR"])
+    assert checkpoints.load_verify_key(witness / "verify.pem").public_bytes_raw() == key
