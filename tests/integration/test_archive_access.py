@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from services.archive import audit
+from services.archive import audit, checkpoints
 from services.archive.clients import ApiClientConfig, hash_token
 from services.archive.store import MongoArchiveStore
 from tests import archive_samples as samples
@@ -108,9 +108,12 @@ async def test_every_read_answered_before_a_sigterm_is_on_record_after_it(tmp_pa
     names = await private_topics()
     settings = settings_for(names)
     port = free_port()
+    signing, _ = checkpoints.generate(tmp_path / "keys")  # outside local mode: required
     env = {
         **os.environ,
         "SADA_ENVIRONMENT": "test",
+        "SADA_AUDIT_LOG__SIGNING_KEY_FILE": str(signing),
+        "SADA_AUDIT_LOG__CHECKPOINT_DIR": str(tmp_path / "witness"),
         "SADA_HTTP_PORT": str(port),
         "SADA_LOG_JSON": "true",
         "SADA_KAFKA__BOOTSTRAP_SERVERS": infra.KAFKA,

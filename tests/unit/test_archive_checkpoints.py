@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 
 from services.archive import checkpoints
+from services.archive.app import build
 from services.archive.checkpoints import Unreadable
+from services.archive.settings import ArchiveSettings, AuditLogSettings
 
 pytestmark = pytest.mark.unit
 
@@ -109,3 +112,26 @@ def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites(
     assert checkpoints.load_verify_key(signing).public_bytes_raw() == public.public_bytes_raw()
     with pytest.raises(FileExistsError):
         checkpoints.generate(tmp_path)
+
+
+def test_outside_local_mode_the_archive_refuses_to_start_without_a_signing_key(
+    tmp_path: Path,
+) -> None:
+    key = tmp_path / "signing.pem"
+    assert AuditLogSettings().refusal("local") is None  # a laptop: a warning, no checkpoints
+    assert "SIGNING_KEY_FILE is unset" in (AuditLogSettings().refusal("production") or "")
+    assert AuditLogSettings(checkpoints=False).refusal("production") is None  # said loudly
+    no_witness = AuditLogSettings(signing_key_file=key)
+    assert "CHECKPOINT_DIR is unset" in (no_witness.refusal("production") or "")
+    ready = AuditLogSettings(signing_key_file=key, checkpoint_dir=tmp_path)
+    assert ready.refusal("production") is None
+
+
+def test_the_archive_app_is_not_built_in_production_without_a_signing_key() -> None:
+    settings = ArchiveSettings(
+        environment="production",
+        allow_insecure_transport=True,
+        api_tokens=(SecretStr("a-real-long-token"),),
+    )
+    with pytest.raises(ValueError, match="SADA_AUDIT_LOG__SIGNING_KEY_FILE is unset"):
+        build(settings)
