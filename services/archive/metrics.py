@@ -42,3 +42,11 @@ ACCESSES = Counter(
 ACCESS_QUEUE = Gauge(
     "sada_archive_access_queue", "Reads waiting for their access event to be stored."
 )
+LOG_CHECKPOINTS = Counter(
+    "sada_archive_log_checkpoints_total",
+    "Signed checkpoints of partition logs written to the witness (one per partition advanced).",
+)
+LOG_CHECKPOINT_FAILURES = Counter(
+    "sada_archive_log_checkpoint_failures_total",
+    "Checkpoints that could not be written to the witness (retried at the next interval).",
+)

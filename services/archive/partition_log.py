@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.archive import checkpoints
+from services.archive import checkpoints, metrics
 from services.archive.merkle import Frontier, leaf_hash
 from services.archive.records import Entry, canonical_json
 from shared.logging import get_logger
@@ -344,7 +344,8 @@ class Checkpointer:
             await asyncio.sleep(self._interval)
             try:
                 self.checkpoint()
-            except OSError as exc:  # a full or missing witness disk: said loudly, retried
+            except Exception as exc:  # a full or missing witness disk: said loudly, retried
+                metrics.LOG_CHECKPOINT_FAILURES.inc()
                 log.error("log checkpoint not written", error=type(exc).__name__)
 
     def checkpoint(self, now: datetime | None = None) -> list[checkpoints.Checkpoint]:
@@ -356,9 +357,10 @@ class Checkpointer:
         signed = [checkpoints.sign(self._key, s.name, s.size, s.root, now) for s in states]
         try:
             path = self._witness.append(signed, now)
-        except OSError:
+        except Exception:
             self._log.put_back(states)  # signed again next time
             raise
+        metrics.LOG_CHECKPOINTS.inc(len(signed))
         for checkpoint in signed:
             log.info(
                 "log checkpoint",

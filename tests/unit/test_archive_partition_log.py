@@ -172,3 +172,19 @@ async def test_the_checkpointer_signs_only_logs_advanced_since_its_last_checkpoi
     assert (only.log, only.size, only.root) == ("t/0", 2, frontier.root().hex())
     lines = (tmp_path / "2026-12-03" / "w.jsonl").read_text().splitlines()
     assert len(lines) == 3
+
+
+async def test_a_checkpoint_the_witness_refused_is_signed_at_the_next_one(tmp_path: Path) -> None:
+    writer = PartitionLog(MemoryLogStore())
+    blocked = tmp_path / "witness"
+    blocked.write_text("a file where the directory should be")
+    signer = Checkpointer(
+        writer, Ed25519PrivateKey.generate(), checkpoints.Witness(blocked, "w"), interval=60
+    )
+    entries = [_entry(0)]
+    await writer.append(entries, _hashes(entries))
+    with pytest.raises(OSError):
+        signer.checkpoint(AT)
+    blocked.unlink()
+    (again,) = signer.checkpoint(AT)
+    assert (again.log, again.size) == ("t/0", 1)
