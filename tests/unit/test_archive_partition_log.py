@@ -183,7 +183,7 @@ async def test_a_checkpoint_the_witness_refused_is_signed_at_the_next_one(tmp_pa
     )
     entries = [_entry(0)]
     await writer.append(entries, _hashes(entries))
-    with pytest.raises(FileExistsError):
+    with pytest.raises(NotADirectoryError):
         signer.checkpoint(AT)
     blocked.unlink()
     (again,) = signer.checkpoint(AT)
