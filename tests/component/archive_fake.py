@@ -269,3 +269,39 @@ class InMemoryArchiveStore:
     async def report_pages(self, scope: str) -> list[Document]:
         self._check()
         return [copy.deepcopy(d) for d in self.report_pages_by_scope.get(scope, {}).values()]
+
+
+class MemoryLogStore:
+    """The partition logs' `LogStore`: leaves unique by `_id`, heads updated by their size."""
+
+    def __init__(self) -> None:
+        self.leaf_docs: dict[str, Document] = {}
+        self.heads: dict[str, Document] = {}
+
+    async def head(self, name: str) -> Document | None:
+        return copy.deepcopy(self.heads.get(name))
+
+    async def insert_leaves(self, docs: Sequence[Document]) -> set[int]:
+        refused = set()
+        for i, doc in enumerate(docs):
+            if doc["_id"] in self.leaf_docs:
+                refused.add(i)
+            else:
+                self.leaf_docs[doc["_id"]] = copy.deepcopy(doc)
+        return refused
+
+    async def leaves(self, ids: Sequence[str]) -> dict[str, Document]:
+        return {i: copy.deepcopy(self.leaf_docs[i]) for i in ids if i in self.leaf_docs}
+
+    async def insert_head(self, doc: Document) -> bool:
+        if doc["_id"] in self.heads:
+            return False
+        self.heads[doc["_id"]] = copy.deepcopy(doc)
+        return True
+
+    async def update_head(self, name: str, size: int, fields: Document) -> bool:
+        head = self.heads.get(name)
+        if head is None or head["size"] != size:
+            return False
+        head.update(copy.deepcopy(fields))
+        return True

@@ -3,7 +3,6 @@ writer's leaves or head detected (the batch is retried), checkpoints of what was
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,45 +17,12 @@ from services.archive.partition_log import Checkpointer, PartitionLog, leaf_data
 from services.archive.records import Entry, Facts
 from services.archive.status import RecordType, Status
 from shared.retry import TransientError
+from tests.component.archive_fake import MemoryLogStore
 
 pytestmark = pytest.mark.unit
 
 Document = dict[str, Any]
 AT = datetime(2026, 12, 3, tzinfo=UTC)
-
-
-class MemoryLogStore:
-    def __init__(self) -> None:
-        self.leaf_docs: dict[str, Document] = {}
-        self.heads: dict[str, Document] = {}
-
-    async def head(self, name: str) -> Document | None:
-        return copy.deepcopy(self.heads.get(name))
-
-    async def insert_leaves(self, docs: Sequence[Document]) -> set[int]:
-        refused = set()
-        for i, doc in enumerate(docs):
-            if doc["_id"] in self.leaf_docs:
-                refused.add(i)
-            else:
-                self.leaf_docs[doc["_id"]] = copy.deepcopy(doc)
-        return refused
-
-    async def leaves(self, ids: Sequence[str]) -> dict[str, Document]:
-        return {i: copy.deepcopy(self.leaf_docs[i]) for i in ids if i in self.leaf_docs}
-
-    async def insert_head(self, doc: Document) -> bool:
-        if doc["_id"] in self.heads:
-            return False
-        self.heads[doc["_id"]] = copy.deepcopy(doc)
-        return True
-
-    async def update_head(self, name: str, size: int, fields: Document) -> bool:
-        head = self.heads.get(name)
-        if head is None or head["size"] != size:
-            return False
-        head.update(copy.deepcopy(fields))
-        return True
 
 
 def _entry(offset: int, partition: int = 0, event_id: str | None = None) -> Entry:
