@@ -30,7 +30,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.archive import checkpoints
-from services.archive.chain import link_hash
+from services.archive.chain import GENESIS, link_hash
 from services.archive.checkpoints import Checkpoint, Unreadable
 from services.archive.merkle import Frontier, PathBuilder, leaf_hash, verify_inclusion
 from services.archive.partition_log import leaf_data, leaf_of, log_name
@@ -423,9 +423,27 @@ def check_proof(proof: Mapping[str, Any], public: Ed25519PublicKey) -> list[str]
     for number, item in enumerate(items):
         try:
             failures.extend(_check_item(number, item, public))
+            if item["event"]["submission_id"] != proof.get("submission_id"):
+                failures.append(f"event #{number}: of another submission than the proof's")
         except (KeyError, TypeError, ValueError) as exc:
             failures.append(f"event #{number}: malformed ({type(exc).__name__}: {exc})")
+    if not failures:
+        failures.extend(_chain_problems(items))
     return failures
+
+
+def _chain_problems(items: list[Any]) -> list[str]:
+    """Return why the proof's events are not one unbroken chain from its first event."""
+    chain = sorted((item["event"] for item in items), key=lambda e: e["seq"])
+    expected_prev, problems = GENESIS, []
+    for position, event in enumerate(chain):
+        if event["seq"] != position:
+            problems.append(f"the chain has no event at position {position}")
+            break
+        if event["prev_hash"] != expected_prev:
+            problems.append(f"event {event['event_id']} does not link to its predecessor")
+        expected_prev = event["hash"]
+    return problems
 
 
 def _check_item(number: int, item: Mapping[str, Any], public: Ed25519PublicKey) -> list[str]:

@@ -316,3 +316,9 @@ async def test_a_proof_verifies_offline_and_a_flipped_byte_fails(
     result = await asyncio.to_thread(runner.invoke, audit_cli, args, env=offline)
     assert result.exit_code == 1
     assert "hash != link_hash(prev_hash, event)" in result.output
+
+    shortened = {**proof, "events": proof["events"][1:]}  # the first event left out
+    path.write_text(json.dumps(shortened))
+    result = await asyncio.to_thread(runner.invoke, audit_cli, args, env=offline)
+    assert result.exit_code == 1
+    assert "the chain has no event at position 0" in result.output
