@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from services.archive import api, clients, handlers
+from services.archive import api, clients, handlers, privacy
 from services.archive.access import AccessLog
 from services.archive.archiver import Archiver
 from services.archive.audit import Sweeper
+from services.archive.privacy import KeyVault, PrivacyTasks
 from services.archive.settings import ArchiveSettings
 from services.archive.store import ArchiveStore, MongoArchiveStore
 from shared import logging, version
@@ -47,8 +48,31 @@ def build(
     broker = broker or make_broker(settings.kafka, service=SERVICE)
     closers = []
     lease: Lease | None = None  # an injected store (tests) sweeps on its own
+    keys: KeyVault | None = None  # an injected store (tests) keeps events as received
+    tasks: list[PrivacyTasks] = []
     if store is None:
         client = make_client(settings.mongo, app_name=SERVICE)
+        keys = privacy.vault(
+            client,
+            settings.mongo.database,
+            privacy.keyring_from(settings.master_key()),
+            settings.privacy.key_cache_size,
+        )
+        retention_lease = MongoLease(
+            client[settings.mongo.database][LEASES],
+            privacy.RETENTION_LEASE,
+            ttl=max(settings.privacy.interval_seconds, 60.0),
+            holder=holder_name(),
+        )
+        tasks.append(
+            PrivacyTasks(
+                keys,
+                retention_days=settings.privacy.retention_days,
+                interval=settings.privacy.interval_seconds,
+                lease=retention_lease,
+                producer=Producer(service=SERVICE, version=version.current()),
+            )
+        )
         store = MongoArchiveStore(
             client, settings.mongo.database, query_indexes=settings.query_indexes
         )
@@ -59,7 +83,7 @@ def build(
             holder=holder_name(),
         )
         closers.append(client.close)
-    archiver = Archiver(store, settings.topics, cache_size=settings.head_cache_size)
+    archiver = Archiver(store, settings.topics, cache_size=settings.head_cache_size, keys=keys)
     handlers.register(broker, settings, archiver)
     # One replica per interval sweeps the whole archive: the others ask the lease and stand down.
     sweeper = Sweeper(
@@ -97,11 +121,11 @@ def build(
         version=version.current(),
         broker=broker,
         checks={"mongo": store.ping},
-        on_startup=[prepare, accesses.start, sweeper.start, lag.start],
-        on_shutdown=[accesses.stop, lag.stop, sweeper.stop, close],
+        on_startup=[prepare, accesses.start, sweeper.start, lag.start, *(t.start for t in tasks)],
+        on_shutdown=[accesses.stop, lag.stop, sweeper.stop, *(t.stop for t in tasks), close],
         description=DESCRIPTION,
     )
-    api.install(app, store, settings, clients=api_clients, accesses=accesses)
+    api.install(app, store, settings, clients=api_clients, accesses=accesses, keys=keys)
     return app
 
 

@@ -17,6 +17,8 @@ Appending without reading (the write path's only reads resolve duplicate keys):
    repeated events included for the same reason: `campaigns.py`);
 7. count the grouped events into the report aggregates, exactly once by a fence of Kafka
    positions (`aggregates.py`, `report_writer.py`).
+Before step 2, with a key vault, every entry's personal data is sealed under its submitter's
+data key of the day (`privacy.py`): the chain hashes the ciphertext, never the plaintext.
 The batch runner commits the offsets only after `archive` returns, i.e. after all are durable.
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 
 from services.archive import campaigns, metrics, report_writer
 from services.archive.chain import Anchor, Head, seal
+from services.archive.privacy import KeyVault
 from services.archive.projection import ChainCache, ChainState, snapshot, state_from_store
 from services.archive.records import Entry, read
 from services.archive.settings import ArchiveTopics
@@ -50,8 +53,16 @@ Document = dict[str, Any]
 class Archiver:
     """Archives batches of Kafka records into an `ArchiveStore`."""
 
-    def __init__(self, store: ArchiveStore, topics: ArchiveTopics, *, cache_size: int) -> None:
+    def __init__(
+        self,
+        store: ArchiveStore,
+        topics: ArchiveTopics,
+        *,
+        cache_size: int,
+        keys: KeyVault | None = None,
+    ) -> None:
         self._store = store
+        self._keys = keys
         self._topics = topics
         self._cache = ChainCache(cache_size)
         self._indexed = False
@@ -62,7 +73,10 @@ class Archiver:
             await self._store.ensure_indexes()
             self._indexed = True
         entries = [read(record, self._topics) for record in records]
-        batch = _Batch(self._cache, self._store, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        if self._keys is not None:  # personal data sealed before it is hashed (privacy.py)
+            entries = await self._keys.protect(entries, now)
+        batch = _Batch(self._cache, self._store, now=now)
         try:
             started = time.perf_counter()
             appended, repeated = await batch.append(entries)

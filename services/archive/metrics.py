@@ -42,3 +42,8 @@ ACCESSES = Counter(
 ACCESS_QUEUE = Gauge(
     "sada_archive_access_queue", "Reads waiting for their access event to be stored."
 )
+PRIVACY_PAST_DUE = Gauge(
+    "sada_privacy_requests_past_due",
+    "Data subjects' requests (access or erasure) still open past their due date (PDPL: 30 "
+    "days, extendable once by 30); refreshed every privacy interval.",
+)
