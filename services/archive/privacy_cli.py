@@ -158,6 +158,17 @@ async def person_keys(
     return list(found.values()), chains
 
 
+def widened(subject: Subject, keys: Sequence[Document]) -> Subject:
+    """Return `subject` with every blind index their keys carry (all their identifiers).
+
+    A request logged by national id is answered by an export asked by e-mail, and so on.
+    """
+    blinds = list(subject.blinds)
+    for doc in keys:
+        blinds += [b for b in doc.get("blinds", []) if not b.startswith("c:") and b not in blinds]
+    return Subject(subject.labels, blinds)
+
+
 async def subject_of_reference(
     keys: KeyVault, store: ArchiveStore, reference: str
 ) -> tuple[Subject, set[str]] | None:
@@ -202,6 +213,7 @@ async def erase(
     known = {str(d["_id"]) for d in docs}
     docs += [{"_id": key_id} for key_id in sorted(extra - known)]  # slots follow their keys
     key_ids = sorted({str(d["_id"]) for d in docs})
+    subject = widened(subject, docs)
     events = await keys.count_events(key_ids)
     await keys.destroy(docs)
     request_id = await answer_request(keys, "erasure", subject, now) if subject.blinds else ""
@@ -270,7 +282,7 @@ async def export(
                 "status_at": _iso(state.get("status_at")),
             }
         )
-    request_id = await answer_request(keys, "access", subject, now)
+    request_id = await answer_request(keys, "access", widened(subject, docs), now)
     return {
         "request_id": request_id,
         "generated_at": now.isoformat(),
