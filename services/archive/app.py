@@ -42,7 +42,8 @@ def build(
 ) -> FastAPI:
     """Return the archive app; `store` and `broker` default to the real ones from settings.
 
-    Raises ValueError when no API client is configured outside local mode, or one is a default.
+    Raises ValueError when no API client is configured outside local mode, or one is a default,
+    or the privacy master key is missing or the development one there.
     """
     api_clients = clients.load(settings)
     broker = broker or make_broker(settings.kafka, service=SERVICE)

@@ -196,14 +196,17 @@ class ArchiveSettings(ServiceSettings):
         for client in self.api_clients:
             if client.token is not None:
                 refuse_default_secret(self, f"SADA_API_CLIENTS ({client.name})", client.token)
-        key = self.privacy.master_key_text()
-        if key == DEV_MASTER_KEY:
-            key = None
-        refuse_default_secret(
-            self, "SADA_PRIVACY__MASTER_KEY(_FILE)", SecretStr(key) if key is not None else None
-        )
         return self
 
     def master_key(self) -> str:
-        """Return the privacy master key (base64): the configured one, else the local one."""
-        return self.privacy.master_key_text() or DEV_MASTER_KEY
+        """Return the privacy master key (base64): the configured one, else the local one.
+
+        Asked when the service (or a `sada privacy` command) is built, so settings without a
+        store still load; outside local mode a missing or development key raises ValueError.
+        """
+        key = self.privacy.master_key_text()
+        given = None if key in (None, DEV_MASTER_KEY) else key
+        refuse_default_secret(
+            self, "SADA_PRIVACY__MASTER_KEY(_FILE)", SecretStr(given) if given else None
+        )
+        return key or DEV_MASTER_KEY

@@ -10,6 +10,7 @@ mapped to the local one (`localise`); every other value reaches the service verb
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -76,6 +77,9 @@ class Secrets:
     archive_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     grafana_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     mongo_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    privacy_master_key: str = field(
+        default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    )
 
     @property
     def intake_api_keys(self) -> str:
@@ -93,6 +97,7 @@ class Secrets:
             "SADA_INTAKE_API_KEYS": self.intake_api_keys,
             "SADA_ARCHIVE_API_TOKENS": self.archive_api_tokens,
             "GRAFANA_ADMIN_PASSWORD": self.grafana_password,
+            "SADA_PRIVACY_MASTER_KEY": self.privacy_master_key,
         }
 
     def kubernetes(self) -> dict[tuple[str, str], str]:
@@ -109,6 +114,7 @@ class Secrets:
         return {
             ("sada-intake", "api-keys"): self.intake_api_keys,
             ("sada-archive", "api-tokens"): self.archive_api_tokens,
+            ("sada-archive", "privacy-master-key"): self.privacy_master_key,
             ("sada-mongo", "uri"): mongo,
             ("sada-kafka", "username"): (infra.SASL_DIR / "username").read_text().strip(),
             ("sada-kafka", "password"): (infra.SASL_DIR / "password").read_text().strip(),
