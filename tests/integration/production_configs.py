@@ -51,6 +51,7 @@ REWRITTEN = frozenset(
     {
         "SADA_KAFKA__BOOTSTRAP_SERVERS",
         "SADA_KAFKA__SSL_CAFILE",
+        "SADA_PRIVACY__MASTER_KEY_FILE",  # a mounted Secret: its local copy
         "SADA_MONGO__URI",
         "SADA_SMTP__HOST",
         "SADA_SMTP__PORT",
