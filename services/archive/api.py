@@ -443,9 +443,12 @@ def _router(
     ) -> StreamingResponse:
         """Every event archived in [since, until), oldest first, one JSON object per line.
 
-        Each line's `event` is the exact text hashed: SHA-256(prev_hash + event) == hash. For a
-        client without the `personal_data` scope, lines whose event holds personal data carry
-        it redacted (`redacted: true`): their hash is checked by `/verify`, not by the reader.
+        Each line's `event` is the exact text hashed: SHA-256(prev_hash + event) == hash; its
+        personal data is sealed there (`[encrypted]` values and a `personal` ciphertext,
+        docs/privacy.md). A client with the `personal_data` scope also gets `clear`: the event
+        opened (`[erased]` where its key was destroyed). For a client without that scope, lines
+        whose event holds personal data carry it redacted (`redacted: true`): their hash is
+        checked by `/verify`, not by the reader.
         """
         end = until or datetime.now(UTC)
         if end <= since:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 import typer
@@ -393,7 +393,7 @@ def request_command(
 
     async def work(keys: KeyVault, _store: ArchiveStore) -> Document:
         subject = _subject(keys, email, national_id)
-        return await open_request(keys, kind, subject, at)  # type: ignore[arg-type]
+        return await open_request(keys, cast(Kind, kind), subject, at)
 
     doc: Document = asyncio.run(_with(ArchiveSettings(), work))
     typer.echo(f"request {doc['_id']} ({kind}) due {doc['due_at'].date().isoformat()}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from services.archive import envelope, privacy
+from services.archive import envelope, metrics, privacy
 from services.archive.chain import verify_chain
 from services.archive.privacy_cli import export, open_request, subject_of
 from services.archive.settings import DEV_MASTER_KEY
@@ -93,6 +93,13 @@ def privacy_cli(database: str, *args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
+async def export_lines(api: Any, since: str, headers: dict[str, str]) -> list[Document]:
+    """Return the lines of `/v1/export` since `since`."""
+    response = await api.get("/v1/export", params={"since": since}, headers=headers)
+    assert response.status_code == 200
+    return [orjson.loads(line) for line in response.text.splitlines() if line]
+
+
 def submitter_in(body: Document) -> list[Any]:
     """Return the `submitter` values of a timeline's events that carry a submission."""
     found = []
@@ -142,6 +149,18 @@ async def test_personal_data_is_sealed_at_rest_and_an_erasure_leaves_verifiable_
             hidden = (await api.get(f"/v1/submissions/{sub.reference}", headers=READER)).json()
             assert set(map(str, submitter_in(hidden))) == {"[redacted]"}
             assert "ciphertext" not in orjson.dumps(hidden).decode()
+
+            since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+            lines = await export_lines(api, since, AUTH)
+            accepted = next(
+                line
+                for line in lines
+                if line["event_type"] == "submission.accepted"
+                and line["submission_id"] == sub.submission_id
+            )
+            assert email not in accepted["event"]  # the hashed text: sealed
+            assert email in accepted["clear"]
+            assert all("clear" not in line for line in await export_lines(api, since, READER))
 
             assert in_data_files(sub.reference) == [sub.reference]  # the search sees the data
             assert in_data_files(email, national_id, other_email) == []
@@ -279,6 +298,27 @@ async def test_retention_destroys_the_keys_of_old_days_only() -> None:
         assert payload["key_ids"] == [old_key]
         assert verify_chain(records[0]["submission_id"], records) == []
         assert await privacy.retain(keys, 365, now, producer=PRODUCER) == 0
+    finally:
+        await client.close()
+
+
+async def test_the_privacy_task_counts_requests_past_due_and_applies_retention() -> None:
+    database = infra.unique("it_privacy")
+    client = mongo(settings_for(await private_topics(1), database=database))
+    try:
+        keys = privacy.vault(client, database, envelope.LocalKeyring(os.urandom(32)), 10)
+        now = datetime.now(UTC)
+        subject = subject_of(keys.keyring, "late@example.sa", None)
+        await open_request(keys, "erasure", subject, now - timedelta(days=31))
+        await open_request(keys, "access", subject, now - timedelta(days=2))
+        old_day = (now - timedelta(days=40)).date().isoformat()
+        await keys.slots_for({"c:chain-1": ["c:chain-1"]}, old_day, now)
+        tasks = privacy.PrivacyTasks(
+            keys, retention_days=30, interval=60, lease=None, producer=PRODUCER
+        )
+        await tasks.run_once(now)
+        assert metrics.PRIVACY_PAST_DUE._value.get() == 1
+        assert await client[database][privacy.KEYS].count_documents({}) == 0
     finally:
         await client.close()
 
