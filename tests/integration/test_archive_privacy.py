@@ -343,3 +343,26 @@ async def test_a_slot_taken_by_another_replica_is_read_back_not_duplicated() -> 
 def test_secure_delete_is_set_on_the_local_ferretdb() -> None:
     script = (Path(infra.ROOT) / "deploy" / "local" / "infra.sh").read_text()
     assert "_pragma=secure_delete(on)" in script
+
+
+def test_the_register_logs_lists_and_extends_a_request_once() -> None:
+    database = infra.unique("it_privacy")
+    received = (datetime.now(UTC) - timedelta(days=45)).date().isoformat()
+    code, out, err = privacy_cli(
+        database, "request", "--kind", "erasure", "--national-id", "1234567890",
+        "--received", received,
+    )  # fmt: skip
+    assert code == 0, err
+    request_id = out.split()[1]
+    code, listing, _ = privacy_cli(database, "requests")
+    assert f"{request_id} erasure" in listing
+    assert "PAST DUE" in listing
+    assert "1234567890" not in listing
+
+    code, out, err = privacy_cli(database, "extend", request_id, "--reason", "complex case")
+    assert code == 0, err
+    code, listing, _ = privacy_cli(database, "requests")
+    assert "(extended) open" in listing  # due 75 days after receipt: not past due any more
+    code, _, err = privacy_cli(database, "extend", request_id, "--reason", "again")
+    assert code == 1
+    assert "already extended" in err
