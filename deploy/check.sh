@@ -36,7 +36,7 @@ DUMMY_SECRETS=(
   SADA_INTAKE_API_KEYS='{"najiz_portal":["0000000000000000000000000000000000000000000000000000000000000000"]}'
   SADA_ARCHIVE_API_TOKENS='["check-only-token"]'
   GRAFANA_ADMIN_PASSWORD=check-only-password
-  SADA_PRIVACY_MASTER_KEY=Y2hlY2stb25seS1tYXN0ZXIta2V5LTAwMDAwMDAwMDA=
+  SADA_PRIVACY_MASTER_KEY_FILE=deploy/check.sh # any file: only `config` sees it
 )
 
 started=$(date +%s)
@@ -178,7 +178,7 @@ compose_check() {
 
 compose_secrets_check() {
   local out
-  if out=$(env -u SADA_INTAKE_API_KEYS -u SADA_ARCHIVE_API_TOKENS -u GRAFANA_ADMIN_PASSWORD -u SADA_PRIVACY_MASTER_KEY \
+  if out=$(env -u SADA_INTAKE_API_KEYS -u SADA_ARCHIVE_API_TOKENS -u GRAFANA_ADMIN_PASSWORD -u SADA_PRIVACY_MASTER_KEY_FILE \
     "${COMPOSE[@]}" -f docker-compose.yml config -q 2>&1); then
     echo "docker-compose.yml rendered without its required secrets"
     return 1

@@ -40,6 +40,8 @@ HOST_PORTS = {
     "mongo:27017": f"127.0.0.1:{infra.MONGO_PORT}",  # compose (k8s: the Secret's URI)
 }
 SMTP_HOSTS = {"mailpit", "smtp-relay.mail.svc"}
+COMPOSE_SECRETS = "/run/secrets"
+"""Where compose mounts a service's `secrets:` (each file by its name)."""
 # The relay's port -> the sink's: plain SMTP, or submission with STARTTLS.
 SMTP_PORTS = {
     "1025": infra.SMTP_PORT,
@@ -92,13 +94,23 @@ class Secrets:
         """SADA_ARCHIVE_API_TOKENS: a JSON list of bearer tokens."""
         return json.dumps([self.archive_token])
 
-    def compose_env(self) -> dict[str, str]:
+    def compose_secret_files(self, root: Path) -> Path:
+        """Write the files compose's `secrets:` read into `root`; return it.
+
+        Compose mounts each at `/run/secrets/<name>` (`COMPOSE_SECRETS`), so `root` stands for
+        that directory as well.
+        """
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "privacy-master-key").write_text(self.privacy_master_key + "\n")
+        return root
+
+    def compose_env(self, secret_files: Path) -> dict[str, str]:
         """The variables `docker compose` needs set (its `${VAR:?...}` references)."""
         return {
             "SADA_INTAKE_API_KEYS": self.intake_api_keys,
             "SADA_ARCHIVE_API_TOKENS": self.archive_api_tokens,
             "GRAFANA_ADMIN_PASSWORD": self.grafana_password,
-            "SADA_PRIVACY_MASTER_KEY": self.privacy_master_key,
+            "SADA_PRIVACY_MASTER_KEY_FILE": str(secret_files / "privacy-master-key"),
         }
 
     def kubernetes(self) -> dict[tuple[str, str], str]:
@@ -123,9 +135,9 @@ class Secrets:
         }
 
 
-def compose_environments(values: Secrets) -> dict[str, dict[str, str]]:
+def compose_environments(values: Secrets, secret_files: Path) -> dict[str, dict[str, str]]:
     """Return each Sada service's `environment` after compose's interpolation and merge keys."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **values.compose_env()}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **values.compose_env(secret_files)}
     rendered = subprocess.run(
         [str(compose_binary()), "-f", str(COMPOSE_FILE), "config", "--format", "json"],
         env=env,

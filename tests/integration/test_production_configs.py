@@ -63,9 +63,11 @@ async def test_compose_services_start_and_handle_a_submission(
     tmp_path: Path, stopped_at_the_end: dict[str, sada.Process]
 ) -> None:
     values = configs.Secrets()
-    environments = configs.compose_environments(values)
+    secret_files = values.compose_secret_files(tmp_path / "secrets")
+    environments = configs.compose_environments(values, secret_files)
     for name, env in environments.items():
-        local = configs.localise(env, http_port=configs.free_port())
+        mounts = {configs.COMPOSE_SECRETS: secret_files}
+        local = configs.localise(env, http_port=configs.free_port(), mounts=mounts)
         assert_verbatim_but_for_the_infrastructure(env, local)
         stopped_at_the_end[name] = sada.start(name, local, tmp_path / "logs")
 
