@@ -24,6 +24,7 @@ COMMAND_GROUPS: dict[str, str] = {
     "deadletter": "shared.deadletter_cli",
     "campaigns": "services.campaigns.cli",
     "consultations": "shared.consultations_cli",
+    "privacy": "services.archive.privacy_cli",
 }
 
 app = typer.Typer(

@@ -318,6 +318,47 @@ class ArchiveAccessed(Frozen):
     payload: AccessPayload
 
 
+class ErasurePayload(Frozen):
+    """One destruction of data keys: why, how many, which (random ids); never who."""
+
+    request_id: str = Field(description="The erasure's id (a data subject's request, or a run).")
+    reason: str = Field(
+        max_length=500,
+        description="Why, as the operator gave it (`retention` for the automatic destruction); "
+        "must not hold personal data.",
+    )
+    trigger: Literal["request", "retention"] = Field(
+        description="`request` (`sada privacy erase`) or `retention` (the archive's own sweep)."
+    )
+    keys: int = Field(description="Data keys destroyed by the whole erasure.")
+    events: int | None = Field(
+        description="Archived events sealed under them (null when not counted: retention)."
+    )
+    key_ids: list[str] = Field(
+        description="The random ids of the keys destroyed (of this part): events name their "
+        "key id, never the person."
+    )
+    part: int = Field(default=0, description="Which part of a large erasure this event is.")
+    parts: int = Field(default=1, description="How many `privacy.erased` events it took.")
+    requested_by: str = Field(description="Who ran it: the operator's login, or `archive`.")
+
+
+class PrivacyErased(Frozen):
+    """`privacy.erased`: written by `sada privacy erase` or the archive's retention, not on a topic.
+
+    Each erasure has a chain of its own (`submission_id` = `privacy:<request id>`), verified like
+    every other chain: what was destroyed stays on record without any personal data.
+    """
+
+    event_id: str = Field(description="UUIDv5 of the chain and the part.")
+    event_type: Literal["privacy.erased"] = "privacy.erased"
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Envelope schema version.")
+    submission_id: str = Field(description="The erasure's chain, `privacy:<request id>`.")
+    occurred_at: datetime = Field(description="When the keys were destroyed (UTC).")
+    producer: Producer = Field(description="The archive and its version.")
+    payload: ErasurePayload
+
+
 E = TypeVar("E", bound=Envelope)
 
 

@@ -516,8 +516,20 @@ def build() -> dash.Dashboard:
             .description("1 when Prometheus scrapes the service's /metrics.")
             .datasource(DATASOURCE)
             .height(4)
-            .span(24)
+            .span(18)
             .with_target(query(f'up{{job=~"{SERVICES}"}}', "{{job}} {{instance}}").instant())
+        )
+        .with_panel(
+            stat.Panel()
+            .title("Privacy requests past due")
+            .description(
+                "Data subjects' access or erasure requests still open past their due date "
+                "(PDPL: 30 days, extendable once by 30): `sada privacy requests` lists them."
+            )
+            .datasource(DATASOURCE)
+            .height(4)
+            .span(6)
+            .with_target(query("max(sada_privacy_requests_past_due)", "past due").instant())
         )
     )
 

@@ -457,9 +457,11 @@ start_ferretdb() {
   # WAL (FerretDB's default) with synchronous=NORMAL: a commit survives a crash of any process,
   # and only an OS crash or power loss can take the last ones back. That is the right trade for
   # a local stand-in; production runs MongoDB with its own journal.
+  # secure_delete: SQLite overwrites deleted content (a destroyed data key, docs/privacy.md)
+  # instead of leaving it in free pages; FerretDB passes every `_pragma` to the driver.
   spawn ferretdb "$FERRETDB_BIN" \
     --handler=sqlite \
-    "--sqlite-url=file:$RUN/data/ferretdb/?_pragma=synchronous(normal)" \
+    "--sqlite-url=file:$RUN/data/ferretdb/?_pragma=synchronous(normal)&_pragma=secure_delete(on)" \
     "--listen-addr=$HOST:$MONGO_PORT" "${tls[@]}" \
     "--state-dir=$RUN/data/ferretdb-state" \
     "--debug-addr=$FERRETDB_DEBUG_ADDR" \

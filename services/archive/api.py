@@ -30,7 +30,9 @@ from services.archive import audit, campaigns, reads, report_page, reports
 from services.archive.access import Access, AccessLog, AccessLogUnavailableError
 from services.archive.chain import BreakKind
 from services.archive.clients import READ, ApiClient, ApiClients
+from services.archive.envelope import PERSONAL
 from services.archive.personal_data import redact
+from services.archive.privacy import KeyVault
 from services.archive.report_model import ConsultationReport, UnitReport
 from services.archive.settings import ArchiveSettings
 from services.archive.status import RecordType, Status
@@ -219,13 +221,15 @@ def install(
     accesses: AccessLog,
     registry: Mapping[str, Consultation] | None = None,
     units: Mapping[str, Unit] | None = None,
+    keys: KeyVault | None = None,
 ) -> None:
     """Add the audit API and an input-free validation error handler to `app`.
 
-    `registry` (the consultations) and `units` default to the configured files.
+    `registry` (the consultations) and `units` default to the configured files; `keys` opens
+    sealed personal data for clients with the `personal_data` scope (docs/privacy.md).
     """
     app.state.token_guard = TokenGuard(clients)
-    app.include_router(_router(store, settings, accesses))
+    app.include_router(_router(store, settings, accesses, keys))
     app.include_router(
         _report_router(
             store,
@@ -325,7 +329,9 @@ def _query(values: Mapping[str, object]) -> dict[str, str]:
     return text
 
 
-def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> APIRouter:
+def _router(
+    store: ArchiveStore, settings: ArchiveSettings, log: AccessLog, keys: KeyVault | None
+) -> APIRouter:
     accesses = Accesses(log)
     router = APIRouter(
         prefix="/v1",
@@ -396,7 +402,13 @@ def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> A
         )
         if found is None:
             raise HTTPException(404, "no such submission")
-        timeline = [_event(doc, personal_data=client.personal_data) for doc in found.timeline]
+        clear = (
+            await keys.reveal(found.timeline) if keys is not None and client.personal_data else {}
+        )
+        timeline = [
+            _event(doc, personal_data=client.personal_data, clear=clear.get(doc["_id"]))
+            for doc in found.timeline
+        ]
         return SubmissionDetail(submission=_view(found.state), timeline=timeline)
 
     @router.get("/submissions/{key}/verify", summary="Verify a submission's hash chain")
@@ -431,9 +443,12 @@ def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> A
     ) -> StreamingResponse:
         """Every event archived in [since, until), oldest first, one JSON object per line.
 
-        Each line's `event` is the exact text hashed: SHA-256(prev_hash + event) == hash. For a
-        client without the `personal_data` scope, lines whose event holds personal data carry
-        it redacted (`redacted: true`): their hash is checked by `/verify`, not by the reader.
+        Each line's `event` is the exact text hashed: SHA-256(prev_hash + event) == hash; its
+        personal data is sealed there (`[encrypted]` values and a `personal` ciphertext,
+        docs/privacy.md). A client with the `personal_data` scope also gets `clear`: the event
+        opened (`[erased]` where its key was destroyed). For a client without that scope, lines
+        whose event holds personal data carry it redacted (`redacted: true`): their hash is
+        checked by `/verify`, not by the reader.
         """
         end = until or datetime.now(UTC)
         if end <= since:
@@ -445,7 +460,12 @@ def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> A
             query={"since": since, "until": end},
         )
         lines = reads.export_lines(
-            store, since, end, settings.export_page_size, personal_data=client.personal_data
+            store,
+            since,
+            end,
+            settings.export_page_size,
+            personal_data=client.personal_data,
+            keys=keys,
         )
         return StreamingResponse(lines, media_type="application/x-ndjson")
 
@@ -495,6 +515,7 @@ def _router(store: ArchiveStore, settings: ArchiveSettings, log: AccessLog) -> A
             after,
             limit,
             personal_data=client.personal_data,
+            keys=keys,
         )
         given: dict[str, object] = dict(
             legislation_ref=legislation_ref, unit=unit, limit=limit, cursor=cursor
@@ -710,13 +731,20 @@ def _view(doc: dict[str, Any]) -> SubmissionView:
     )
 
 
-def _event(doc: dict[str, Any], *, personal_data: bool) -> EventView:
+def _event(
+    doc: dict[str, Any], *, personal_data: bool, clear: dict[str, Any] | None = None
+) -> EventView:
+    """Return an event's view: `clear` (its sealed personal data opened) for a scoped client."""
     try:
         event = orjson.loads(doc.get("event") or "")
     except orjson.JSONDecodeError:
         event = None  # tampered beyond JSON: `verify` says so; the timeline still shows the rest
     redacted = False
-    if not personal_data:
+    if personal_data and clear is not None:
+        event = clear
+    elif not personal_data:
+        if isinstance(event, dict):
+            event.pop(PERSONAL, None)  # the ciphertext: of no use without scope
         event, redacted = redact(event)
     return EventView(
         event_id=doc["_id"],

@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from services.archive import api, checkpoints, clients, handlers
+from services.archive import api, checkpoints, clients, handlers, privacy
 from services.archive.access import AccessLog, writer_id
 from services.archive.archiver import Archiver
 from services.archive.audit import Sweeper
 from services.archive.partition_log import Checkpointer, MongoLogStore, PartitionLog
+from services.archive.privacy import KeyVault, PrivacyTasks
 from services.archive.settings import ArchiveSettings
 from services.archive.store import ArchiveStore, MongoArchiveStore
 from shared import logging, version
@@ -45,7 +46,8 @@ def build(
     """Return the archive app; `store` and `broker` default to the real ones from settings.
 
     Raises ValueError when no API client is configured outside local mode, or one is a default,
-    or when checkpoints are on without a signing key outside local mode.
+    or when checkpoints are on without a signing key outside local mode, or the privacy master
+    key is missing or the development one there.
     """
     api_clients = clients.load(settings)
     if (refusal := settings.audit_log.refusal(settings.environment)) is not None:
@@ -54,8 +56,31 @@ def build(
     closers = []
     lease: Lease | None = None  # an injected store (tests) sweeps on its own
     partition_log: PartitionLog | None = None  # ...and keeps no partition log
+    keys: KeyVault | None = None  # ...and keeps events as received
+    tasks: list[PrivacyTasks] = []
     if store is None:
         client = make_client(settings.mongo, app_name=SERVICE)
+        keys = privacy.vault(
+            client,
+            settings.mongo.database,
+            privacy.keyring_from(settings.master_key()),
+            settings.privacy.key_cache_size,
+        )
+        retention_lease = MongoLease(
+            client[settings.mongo.database][LEASES],
+            privacy.RETENTION_LEASE,
+            ttl=max(settings.privacy.interval_seconds, 60.0),
+            holder=holder_name(),
+        )
+        tasks.append(
+            PrivacyTasks(
+                keys,
+                retention_days=settings.privacy.retention_days,
+                interval=settings.privacy.interval_seconds,
+                lease=retention_lease,
+                producer=Producer(service=SERVICE, version=version.current()),
+            )
+        )
         store = MongoArchiveStore(
             client, settings.mongo.database, query_indexes=settings.query_indexes
         )
@@ -68,7 +93,11 @@ def build(
         partition_log = PartitionLog(MongoLogStore(client, settings.mongo.database))
         closers.append(client.close)
     archiver = Archiver(
-        store, settings.topics, cache_size=settings.head_cache_size, partition_log=partition_log
+        store,
+        settings.topics,
+        cache_size=settings.head_cache_size,
+        partition_log=partition_log,
+        keys=keys,
     )
     checkpointer = _checkpointer(settings, partition_log)
     handlers.register(broker, settings, archiver)
@@ -108,11 +137,25 @@ def build(
         version=version.current(),
         broker=broker,
         checks={"mongo": store.ping},
-        on_startup=[prepare, accesses.start, sweeper.start, lag.start, *checkpointer[:1]],
-        on_shutdown=[accesses.stop, lag.stop, sweeper.stop, *checkpointer[1:], close],
+        on_startup=[
+            prepare,
+            accesses.start,
+            sweeper.start,
+            lag.start,
+            *checkpointer[:1],
+            *(t.start for t in tasks),
+        ],
+        on_shutdown=[
+            accesses.stop,
+            lag.stop,
+            sweeper.stop,
+            *checkpointer[1:],
+            *(t.stop for t in tasks),
+            close,
+        ],
         description=DESCRIPTION,
     )
-    api.install(app, store, settings, clients=api_clients, accesses=accesses)
+    api.install(app, store, settings, clients=api_clients, accesses=accesses, keys=keys)
     return app
 
 

@@ -19,6 +19,8 @@ Appending without reading (the write path's only reads resolve duplicate keys):
    positions (`aggregates.py`, `report_writer.py`);
 8. add one leaf per record to its partition's Merkle log (`partition_log.py`), naming the stored
    event's hash: last, so a leaf never names an event that is not durable.
+Before step 2, with a key vault, every entry's personal data is sealed under its submitter's
+data key of the day (`privacy.py`): the chain hashes the ciphertext, never the plaintext.
 The batch runner commits the offsets only after `archive` returns, i.e. after all are durable.
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 from services.archive import campaigns, metrics, report_writer
 from services.archive.chain import Anchor, Head, seal
 from services.archive.partition_log import PartitionLog
+from services.archive.privacy import KeyVault
 from services.archive.projection import ChainCache, ChainState, snapshot, state_from_store
 from services.archive.records import Entry, read
 from services.archive.settings import ArchiveTopics
@@ -60,9 +63,11 @@ class Archiver:
         *,
         cache_size: int,
         partition_log: PartitionLog | None = None,
+        keys: KeyVault | None = None,
     ) -> None:
         self._store = store
         self._log = partition_log
+        self._keys = keys
         self._topics = topics
         self._cache = ChainCache(cache_size)
         self._indexed = False
@@ -73,7 +78,10 @@ class Archiver:
             await self._store.ensure_indexes()
             self._indexed = True
         entries = [read(record, self._topics) for record in records]
-        batch = _Batch(self._cache, self._store, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        if self._keys is not None:  # personal data sealed before it is hashed (privacy.py)
+            entries = await self._keys.protect(entries, now)
+        batch = _Batch(self._cache, self._store, now=now)
         try:
             started = time.perf_counter()
             appended, repeated = await batch.append(entries)

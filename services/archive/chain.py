@@ -62,6 +62,8 @@ def seal(entry: Entry, head: Head, archived_at: datetime) -> Document:
     }
     if entry.facts.receipt_id:
         doc["receipt_id"] = entry.facts.receipt_id
+    if entry.key_id:
+        doc["key_id"] = entry.key_id  # erase/export find a person's events by it
     return doc
 
 

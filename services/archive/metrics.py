@@ -50,3 +50,8 @@ LOG_CHECKPOINT_FAILURES = Counter(
     "sada_archive_log_checkpoint_failures_total",
     "Checkpoints that could not be written to the witness (retried at the next interval).",
 )
+PRIVACY_PAST_DUE = Gauge(
+    "sada_privacy_requests_past_due",
+    "Data subjects' requests (access or erasure) still open past their due date (PDPL: 30 "
+    "days, extendable once by 30); refreshed every privacy interval.",
+)

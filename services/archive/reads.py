@@ -20,7 +20,9 @@ import orjson
 
 from services.archive import campaigns
 from services.archive.campaigns import CampaignPosition, Text
+from services.archive.envelope import PERSONAL
 from services.archive.personal_data import redact
+from services.archive.privacy import KeyVault
 from services.archive.projection import current, snapshot_order
 from services.archive.records import STATUS_OF, canonical_json
 from services.archive.status import RANK, RecordType
@@ -109,6 +111,7 @@ async def list_campaigns(
     limit: int,
     *,
     personal_data: bool,
+    keys: KeyVault | None = None,
 ) -> CampaignListing:
     """Return a page of `scope`'s campaigns, largest first, then by id.
 
@@ -121,7 +124,10 @@ async def list_campaigns(
     texts: dict[str, Text] = {}
     if personal_data and items:
         firsts = sorted({str(doc.get("first_submission_id")) for doc in items})
-        texts = campaigns.representative_text(await store.chain_events(firsts))
+        docs = await store.chain_events(firsts)
+        if keys is not None:
+            docs = await clear_documents(keys, docs)
+        texts = campaigns.representative_text(docs)
     after = None
     if len(found) > limit and items:
         after = CampaignPosition(int(items[-1]["size"]), str(items[-1]["_id"]))
@@ -184,6 +190,15 @@ def _state_from_events(chain: str, events: list[Document]) -> Document:
     }
 
 
+async def clear_documents(keys: KeyVault, docs: list[Document]) -> list[Document]:
+    """Return `docs` with each sealed event's text in clear (or `[erased]`), for reading only."""
+    clear = await keys.reveal(docs)
+    return [
+        {**doc, "event": canonical_json(clear[doc["_id"]])} if doc["_id"] in clear else doc
+        for doc in docs
+    ]
+
+
 async def export_lines(
     store: ArchiveStore,
     since: datetime,
@@ -191,6 +206,7 @@ async def export_lines(
     page_size: int,
     *,
     personal_data: bool,
+    keys: KeyVault | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield every event archived in [since, until) as JSON lines, oldest first.
 
@@ -201,15 +217,23 @@ async def export_lines(
     after: Position | None = None
     while True:
         page = await store.events_between(since, until, after, page_size)
+        clear = await keys.reveal(page) if keys is not None and personal_data else {}
         for doc in page:
-            yield orjson.dumps(export_record(doc, personal_data=personal_data)) + b"\n"
+            line = export_record(doc, personal_data=personal_data, clear=clear.get(doc["_id"]))
+            yield orjson.dumps(line) + b"\n"
         if len(page) < page_size:
             return
         after = Position(page[-1]["archived_at"], page[-1]["_id"])
 
 
-def export_record(doc: Mapping[str, Any], *, personal_data: bool = True) -> Document:
+def export_record(
+    doc: Mapping[str, Any], *, personal_data: bool = True, clear: Document | None = None
+) -> Document:
     """Return the exported form of an event document.
+
+    `event` is always the stored text (its personal data sealed: `[encrypted]` values and a
+    `personal` ciphertext); with `personal_data`, `clear` is that event opened (`[erased]`
+    values where its data key is destroyed).
 
     Without `personal_data`, an event holding personal data is exported as the canonical JSON of
     its redacted form with `redacted: true`: its `hash` and `prev_hash` still link the chain,
@@ -218,7 +242,7 @@ def export_record(doc: Mapping[str, Any], *, personal_data: bool = True) -> Docu
     event, redacted = doc.get("event"), False
     if not personal_data and isinstance(event, str):
         event, redacted = _redacted(event)
-    return {
+    record: Document = {
         "event_id": doc["_id"],
         "submission_id": doc.get("submission_id"),
         "seq": doc.get("seq"),
@@ -234,6 +258,9 @@ def export_record(doc: Mapping[str, Any], *, personal_data: bool = True) -> Docu
         "event": event,
         "redacted": redacted,
     }
+    if clear is not None:
+        record["clear"] = canonical_json(clear)
+    return record
 
 
 def _redacted(event: str) -> tuple[str, bool]:
@@ -242,6 +269,8 @@ def _redacted(event: str) -> tuple[str, bool]:
         data = orjson.loads(event)
     except orjson.JSONDecodeError:
         return "", True  # tampered beyond JSON: nothing of it can be shown safely
+    if isinstance(data, dict):
+        data.pop(PERSONAL, None)  # the ciphertext: nothing a reader without scope can use
     cleaned, changed = redact(data)
     return (canonical_json(cleaned), True) if changed else (event, False)
 

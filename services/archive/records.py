@@ -103,6 +103,8 @@ class Entry:
     """The campaign a `submission.grouped` event says its submission joined, if any."""
     report: Fact | None = None
     """What a `submission.grouped` event adds to the report aggregates (`aggregates.py`)."""
+    key_id: str | None = None
+    """The data key its personal data is sealed under (`privacy.py`), once protected."""
 
 
 def read(record: Record, topics: ArchiveTopics) -> Entry:

@@ -99,6 +99,50 @@ class AuditLogSettings(BaseModel):
         return None
 
 
+DEV_MASTER_KEY = "c2FkYS1sb2NhbC1kZXYtbWFzdGVyLWtleS0wMDAwMDA="
+"""The local-mode master key (base64 of 32 known bytes): refused outside local mode."""
+
+
+class PrivacySettings(BaseModel):
+    """Encryption of personal data and its destruction (docs/privacy.md)."""
+
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the 32-byte master secret that wraps the data keys and keys the "
+        "blind indexes; local mode falls back to a development key, refused elsewhere.",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the base64 master secret (a mounted Secret); wins over "
+        "SADA_PRIVACY__MASTER_KEY.",
+    )
+    retention_days: int = Field(
+        # A year: a consultation's window, the ministry's answer and the year's report all fall
+        # within it; the PII-free aggregates and the audit record outlive it. The legal basis
+        # (PDPL Art. 18: destroy once the purpose ends) and so the number is the operator's.
+        default=365,
+        ge=1,
+        description="Days after the UTC day of archiving when a submitter's data keys are "
+        "destroyed (their personal data then reads `[erased]`); the legal basis is the "
+        "operator's to set.",
+    )
+    interval_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often the past-due gauge is refreshed and (one replica at a time, a "
+        "lease) keys past retention are destroyed; 0 = never.",
+    )
+    key_cache_size: int = Field(
+        default=10_000, ge=0, description="Data-key slots (person and day) cached per process."
+    )
+
+    def master_key_text(self) -> str | None:
+        """Return the configured master key text (from the file if one is given)."""
+        if self.master_key_file is not None:
+            return self.master_key_file.read_text(encoding="utf-8").strip()
+        return self.master_key.get_secret_value() if self.master_key is not None else None
+
+
 class ArchiveSettings(ServiceSettings):
     """Archive settings: Kafka group and topics, MongoDB, API clients, access log, sweeps."""
 
@@ -108,6 +152,7 @@ class ArchiveSettings(ServiceSettings):
     group_id: str = Field(default="sada-archive", description="Kafka consumer group.")
     topics: ArchiveTopics = ArchiveTopics()
     mongo: ArchiveMongoSettings = ArchiveMongoSettings()
+    privacy: PrivacySettings = PrivacySettings()
     api_clients: tuple[ApiClientConfig, ...] = Field(
         default=(),
         description='Clients of the read API, JSON list: SADA_API_CLIENTS=\'[{"name": '
@@ -199,3 +244,16 @@ class ArchiveSettings(ServiceSettings):
             if client.token is not None:
                 refuse_default_secret(self, f"SADA_API_CLIENTS ({client.name})", client.token)
         return self
+
+    def master_key(self) -> str:
+        """Return the privacy master key (base64): the configured one, else the local one.
+
+        Asked when the service (or a `sada privacy` command) is built, so settings without a
+        store still load; outside local mode a missing or development key raises ValueError.
+        """
+        key = self.privacy.master_key_text()
+        given = None if key in (None, DEV_MASTER_KEY) else key
+        refuse_default_secret(
+            self, "SADA_PRIVACY__MASTER_KEY(_FILE)", SecretStr(given) if given else None
+        )
+        return key or DEV_MASTER_KEY

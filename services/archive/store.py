@@ -40,7 +40,10 @@ CHAIN_INDEX = IndexModel(
 )
 """The one index the archive's correctness rests on: two appends can never share a position."""
 
-EVENT_INDEXES = (IndexModel([("archived_at", ASCENDING), ("_id", ASCENDING)], name="export"),)
+EVENT_INDEXES = (
+    IndexModel([("archived_at", ASCENDING), ("_id", ASCENDING)], name="export"),
+    IndexModel([("key_id", ASCENDING)], name="key_id", sparse=True),  # privacy erase/export
+)
 SNAPSHOT_INDEXES = (
     IndexModel([("submission_id", ASCENDING), ("rank", ASCENDING)], name="chain"),
     IndexModel([("reference", ASCENDING)], name="reference"),

@@ -10,6 +10,7 @@ mapped to the local one (`localise`); every other value reaches the service verb
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -58,6 +59,7 @@ REWRITTEN = frozenset(
         "SADA_HTTP_PORT",
         "SADA_AUDIT_LOG__SIGNING_KEY_FILE",
         "SADA_AUDIT_LOG__CHECKPOINT_DIR",
+        "SADA_PRIVACY__MASTER_KEY_FILE",  # a mounted Secret: its local copy
     }
 )
 # FerretDB is one standalone server: a replica-set name would make the driver wait for a
@@ -81,6 +83,9 @@ class Secrets:
     grafana_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     mongo_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     audit_signing_key: str = field(default_factory=lambda: _signing_pem())
+    privacy_master_key: str = field(
+        default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+    )
 
     @property
     def intake_api_keys(self) -> str:
@@ -99,6 +104,7 @@ class Secrets:
             "SADA_ARCHIVE_API_TOKENS": self.archive_api_tokens,
             "GRAFANA_ADMIN_PASSWORD": self.grafana_password,
             "SADA_AUDIT_SIGNING_KEY": self.audit_signing_key,
+            "SADA_PRIVACY_MASTER_KEY": self.privacy_master_key,
         }
 
     def kubernetes(self) -> dict[tuple[str, str], str]:
@@ -116,6 +122,7 @@ class Secrets:
             ("sada-intake", "api-keys"): self.intake_api_keys,
             ("sada-archive", "api-tokens"): self.archive_api_tokens,
             ("sada-audit-signing", "signing.pem"): self.audit_signing_key,
+            ("sada-archive", "privacy-master-key"): self.privacy_master_key,
             ("sada-mongo", "uri"): mongo,
             ("sada-kafka", "username"): (infra.SASL_DIR / "username").read_text().strip(),
             ("sada-kafka", "password"): (infra.SASL_DIR / "password").read_text().strip(),

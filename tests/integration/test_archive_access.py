@@ -10,6 +10,7 @@ mid-stream: it shuts down gracefully and every read it answered is on record.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import sys
@@ -122,6 +123,7 @@ async def test_every_read_answered_before_a_sigterm_is_on_record_after_it(tmp_pa
         "SADA_MONGO__DATABASE": settings.mongo.database,
         "SADA_GROUP_ID": settings.group_id,
         "SADA_VERIFY_INTERVAL_SECONDS": "0",
+        "SADA_PRIVACY__MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),  # not local mode
         "SADA_API_CLIENTS": orjson.dumps(
             [{"name": "it-dashboard", "token_sha256": hash_token("it-reader-token")}]
         ).decode(),
