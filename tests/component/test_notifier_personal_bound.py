@@ -7,7 +7,7 @@ server down for days must not keep a submission waiting past `SADA_RETENTION__PE
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
