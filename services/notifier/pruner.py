@@ -95,7 +95,9 @@ class MongoDeleter:
             edge = found[0][sweep.field]
             result = await collection.delete_many({sweep.field: {"$lt": edge}})
             if result.deleted_count == 0:  # the oldest chunk shares one time (a batch's claims)
-                result = await collection.delete_many({sweep.field: {"$lte": edge}})
+                tied = collection.find({sweep.field: edge}, {"_id": 1}).limit(self._chunk)
+                ids = [doc["_id"] async for doc in tied]
+                result = await collection.delete_many({"_id": {"$in": ids}})
             deleted += result.deleted_count
         return deleted
 

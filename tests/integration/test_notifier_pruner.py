@@ -133,11 +133,11 @@ async def test_a_sweep_larger_than_a_chunk_deletes_in_time_slices_ties_included(
 ) -> None:
     client, database = db
     claims = client[database][ledger.CLAIMS]
-    # 4 claims of one batch share a time (the oldest), then 7 older than the cut, 2 recent.
-    batch = [{"_id": f"tie{i}", "claimed_at": OLD - timedelta(days=5)} for i in range(4)]
+    # 5 claims of one batch share a time (the oldest), then 7 older than the cut, 2 recent.
+    batch = [{"_id": f"tie{i}", "claimed_at": OLD - timedelta(days=5)} for i in range(5)]
     older = [{"_id": f"old{i}", "claimed_at": OLD - timedelta(hours=i)} for i in range(7)]
     recent = [{"_id": f"new{i}", "claimed_at": RECENT + timedelta(hours=i)} for i in range(2)]
     await claims.insert_many(batch + older + recent)
     sweep = Sweep(ledger.CLAIMS, "claimed_at", NOW - timedelta(days=52))
-    assert await MongoDeleter(client, database, chunk=3).delete(sweep) == 11
+    assert await MongoDeleter(client, database, chunk=3).delete(sweep) == 12
     assert await _ids(client, database, ledger.CLAIMS) == {"new0", "new1"}
