@@ -12,11 +12,13 @@ from pymongo import AsyncMongoClient
 from services.notifier import deferred, ledger, pending
 from services.notifier.ledger import LedgerEntry, MongoLedger
 from services.notifier.pending import MongoPendingStore
-from services.notifier.pruner import MongoDeleter, Pruner, mongo_lease
+from services.notifier.pruner import LEASE_NAME, LEASES, MongoDeleter, Pruner, mongo_lease
 from services.notifier.retention import DAY_SECONDS, Sweep, Window
 from shared.mongo import Document
 from tests import infra
 from tests import notifier_support as support
+from tests.integration.archive_support import eventually
+from tests.integration.notifier_harness import running_notifier, settings_for
 
 WINDOW = Window(ledger_seconds=52 * DAY_SECONDS, personal_seconds=6 * DAY_SECONDS)
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -141,3 +143,23 @@ async def test_a_sweep_larger_than_a_chunk_deletes_in_time_slices_ties_included(
     sweep = Sweep(ledger.CLAIMS, "claimed_at", NOW - timedelta(days=52))
     assert await MongoDeleter(client, database, chunk=3).delete(sweep) == 12
     assert await _ids(client, database, ledger.CLAIMS) == {"new0", "new1"}
+
+
+async def test_a_running_notifier_prunes_at_start_up_under_the_prune_lease() -> None:
+    settings = settings_for(infra.SMTP_PORT)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(infra.MONGO_URI, tz_aware=True)
+    database = settings.mongo.database
+    try:
+        store = MongoLedger(client, database)
+        await store.record_many([_entry("old:unit", OLD), _entry("recent:unit", RECENT)])
+        async with running_notifier(settings):
+
+            async def pruned() -> bool:
+                return "old:unit" not in await _ids(client, database, ledger.COLLECTION)
+
+            await eventually(pruned)
+            assert await _ids(client, database, ledger.COLLECTION) == {"recent:unit"}
+            terms = await client[database][LEASES].find({"name": LEASE_NAME}).to_list()
+            assert [t["term"] for t in terms] == [0]  # one sweep for the day, by one replica
+    finally:
+        await client.close()
