@@ -18,6 +18,8 @@ from services.notifier.ledger import Ledger, MongoLedger
 from services.notifier.mailer import Mailer, SmtpMailerPool
 from services.notifier.messages import Composer
 from services.notifier.pending import MongoPendingStore, PendingStore
+from services.notifier.pruner import Deleter, MongoDeleter, Pruner, mongo_lease
+from services.notifier.pruner import Lease as PruneLease
 from services.notifier.retrier import Clock, Retrier
 from services.notifier.settings import RETRIER_STOP_SECONDS, NotifierSettings
 from services.notifier.triage import Triage
@@ -66,10 +68,12 @@ def build(
     queue: DeferredQueue | None = None,
     pending: PendingStore | None = None,
     leases: Callable[[str], Leases] | None = None,
+    pruning: tuple[Deleter, PruneLease] | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
     """Return the notifier app; tests pass in-memory `mailer`/`ledger`/`queue`/`pending`."""
     composer = composer_for(settings)
+    window = settings.retention.window(settings.grouped_topic)
     broker = make_broker(settings.kafka, service=SERVICE)
     checks: dict[str, Check] = {}
     on_shutdown: list[Hook] = []
@@ -82,6 +86,16 @@ def build(
             pending = pending or store
             leases = leases or mongo_leases(
                 store.leases, ttl=settings.digest.lease_seconds, holder=holder_name()
+            )
+        if pruning is None:
+            pruning = (
+                MongoDeleter(client, settings.mongo.database),
+                mongo_lease(
+                    client,
+                    settings.mongo.database,
+                    every_seconds=settings.retention.every_seconds,
+                    holder=holder_name(),
+                ),
             )
         checks["mongo"] = lambda: mongo.ping(client)
         on_shutdown.append(client.close)
@@ -127,6 +141,7 @@ def build(
         poll_seconds=deferral.poll_seconds,
         lease_seconds=deferral.lease_seconds,
         publish_seconds=settings.kafka.hold_seconds,
+        personal_seconds=window.personal_seconds,
         **({"clock": clock} if clock else {}),
     )
     digests = DigestSender(
@@ -142,7 +157,19 @@ def build(
         settle_seconds=settings.digest.settle_seconds,
         lease_seconds=settings.digest.lease_seconds,
         publish_seconds=settings.kafka.hold_seconds,
+        personal_seconds=window.personal_seconds,
         **({"clock": clock} if clock else {}),
+    )
+    pruner = (
+        Pruner(
+            deleter=pruning[0],
+            lease=pruning[1],
+            window=window,
+            poll_seconds=settings.retention.poll_seconds,
+            **({"clock": clock} if clock else {}),
+        )
+        if pruning
+        else None
     )
     # Shutdown order: the retrier and the digest sender end their work while Kafka can still
     # take the outcomes; the broker gives the batch in hand its graceful timeout; ledger writes
@@ -165,8 +192,8 @@ def build(
         broker=broker,
         checks=checks,
         on_startup=[lag.start],
-        after_start=[retrier.start, digests.start],
-        on_stop=[partial(stop_background, retrier, digests)],
+        after_start=[retrier.start, digests.start, *([pruner.start] if pruner else [])],
+        on_stop=[partial(stop_background, retrier, digests, pruner)],
         on_shutdown=[lag.stop, *on_shutdown],
         description=__doc__ or "",
     )
@@ -174,12 +201,20 @@ def build(
     app.state.notifier = notifier
     app.state.retrier = retrier
     app.state.digests = digests
+    app.state.pruner = pruner
     return app
 
 
-async def stop_background(retrier: Retrier, digests: DigestSender) -> None:
-    """Stop the retrier and the digest sender together, within `RETRIER_STOP_SECONDS`."""
-    await asyncio.gather(retrier.stop(RETRIER_STOP_SECONDS), digests.stop(RETRIER_STOP_SECONDS))
+async def stop_background(
+    retrier: Retrier, digests: DigestSender, pruner: Pruner | None = None
+) -> None:
+    """Stop the background loops together, within `RETRIER_STOP_SECONDS`.
+
+    The pruner's `delete_many` under way may be cut off: deletion is idempotent, the next
+    sweep does the rest.
+    """
+    loops = [retrier, digests, *([pruner] if pruner else [])]
+    await asyncio.gather(*(loop.stop(RETRIER_STOP_SECONDS) for loop in loops))
 
 
 def main() -> None:

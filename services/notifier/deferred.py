@@ -17,7 +17,9 @@ document (`deferred_leases`, `_id` = `<key>:<attempt>:<generation>`), an insert 
 `_id` lets only one writer win, on FerretDB 1.24 and MongoDB alike. The generation counts
 `lease_seconds` periods since the attempt was due, so an attempt whose owner died is taken over
 one period later; an owner only proceeds in the first half of its period, which leaves it half
-a lease to finish before anyone else may start (`settings.budget_problems` checks that).
+a lease to finish before anyone else may start (`settings.budget_problems` checks that). A
+lease left behind (its owner stopped before `remove`) carries `taken_at`, by which the pruner
+deletes it after the de-duplication window (`services.notifier.retention`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -166,7 +168,7 @@ class MongoDeferredQueue:
 
     async def take(self, key: str, attempt: int, generation: int) -> bool:
         """Insert the lease of this attempt and generation; only one inserter wins."""
-        lease = {"_id": f"{key}:{attempt}:{generation}", "key": key}
+        lease = {"_id": f"{key}:{attempt}:{generation}", "key": key, "taken_at": datetime.now(UTC)}
         return not await insert_unordered(self._leases, [lease])
 
     async def reschedule(self, item: DeferredItem) -> None:

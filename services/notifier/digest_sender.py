@@ -15,6 +15,11 @@ each mailbox with a bucket whose window ended `settle_seconds` ago takes the mai
 5. repeats while due buckets remain; then releases the lease. A bucket written into a window
    already sent has its own head, so the next look sends it.
 
+A digest that cannot go out (server away, mailbox refusing for now) is retried; once its oldest
+member's submission was received `personal_seconds` ago (`SADA_RETENTION__PERSONAL_DAYS`, below
+the raw topic's retention) it is given up instead: recorded `failed` like a permanent refusal,
+each member's `notification.failed` published and its buckets, with their personal data, deleted.
+
 A crash anywhere repeats from the stored plan: before the server took the e-mail, it is sent
 then; between the server's acceptance and the `sent` mark (the one window, as for single
 e-mails), it is sent again with the same Message-ID and members; after it, nothing is sent again
@@ -127,9 +132,11 @@ class DigestSender(Poller):
         settle_seconds: float,
         lease_seconds: float,
         publish_seconds: float,
+        personal_seconds: float | None = None,
         clock: Clock = _now,
     ) -> None:
         self._store = store
+        self._personal = personal_seconds
         self._triage = triage
         self._ledger = ledger
         self._mailer = mailer
@@ -352,10 +359,14 @@ class DigestSender(Poller):
             status, code, text = "failed", exc.code or 0, exc.reply
             log.warning("mail server refused a digest", unit=plan.unit, smtp_code=exc.code)
         except DeferredError as exc:
+            if self._expired(digest):
+                return self._given_up(plan, digest, exc.code, exc.reply)
             metrics.DIGESTS.labels(plan.unit, "retry").inc()
             log.warning("mailbox refused a digest for now", unit=plan.unit, smtp_code=exc.code)
             raise NotSentError from exc
         except Exception as exc:
+            if self._expired(digest):
+                return self._given_up(plan, digest, 0, type(exc).__name__)
             metrics.DIGESTS.labels(plan.unit, "retry").inc()
             log.warning("digest not sent", unit=plan.unit, error=type(exc).__name__)
             raise NotSentError from exc
@@ -365,6 +376,22 @@ class DigestSender(Poller):
             metrics.ACCEPTED_TO_EMAILED.observe((now - item.received_at).total_seconds())
         return replace(
             plan, state="sent", status=status, smtp_code=code or None, smtp_reply=text[:1000]
+        )
+
+    def _expired(self, digest: Digest) -> bool:
+        """Return True when the oldest member may not wait longer (personal data bound)."""
+        if self._personal is None or not digest.items:
+            return False
+        oldest = min(item.received_at for item in digest.items)
+        return (self._clock() - oldest).total_seconds() >= self._personal
+
+    def _given_up(self, plan: Plan, digest: Digest, code: int, reply: str) -> Plan:
+        days = (self._personal or 0) / 86_400
+        metrics.GIVEN_UP.labels(plan.unit, "digest").inc(len(digest.items))
+        log.warning("digest given up: its submissions may not wait longer", unit=plan.unit)
+        text = f"not delivered within {days:g} days of receipt (personal data bound); last: {reply}"
+        return replace(
+            plan, state="sent", status="failed", smtp_code=code or None, smtp_reply=text[:1000]
         )
 
     @staticmethod

@@ -81,3 +81,14 @@ DIGEST_WINDOW_SECONDS = Gauge(
     "The unit's digest window, for alerts (oldest pending over two windows).",
     ["unit"],
 )
+PRUNED = Counter(
+    "sada_notifier_pruned_total",
+    "Documents the pruner deleted, by collection (older than the de-duplication window).",
+    ["collection"],
+)
+GIVEN_UP = Counter(
+    "sada_notifier_given_up_total",
+    "Notifications given up undelivered because their submission's personal data may not wait "
+    "longer (SADA_RETENTION__PERSONAL_DAYS), by unit and path: deferred or digest.",
+    ["unit", "path"],
+)

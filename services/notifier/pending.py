@@ -14,7 +14,8 @@ not used; measured in bench/README.md).
   `insert_many`: a notifier killed around it leaves either both or neither, so a redelivered
   event is waiting exactly when its marker exists. A head whose bucket never came (the writer
   died between the two writes; its batch is redelivered and set aside again) is dropped after
-  `ORPHAN_SECONDS`. Markers stay, like the ledger's claims.
+  `ORPHAN_SECONDS`. Markers stay, like the ledger's claims, until the pruner deletes them by
+  `marked_at` after the de-duplication window (`services.notifier.retention`).
 - `digest_rates`: how many e-mails each notifier sent (or would have sent) to each inbox per
   rate bucket; each notifier updates only its own documents (`_id` names the writer), so no two
   writers ever update one document.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from pymongo import ASCENDING, AsyncMongoClient, DeleteOne
@@ -165,7 +166,10 @@ def item_from_document(document: Document) -> DigestItem:
 
 def bucket_documents(buckets: Sequence[Bucket]) -> list[Document]:
     """Return the markers and bucket documents of `buckets`, for one `insert_many`."""
-    markers: list[Document] = [{"_id": f"k:{i.key}"} for b in buckets for i in b.items]
+    at = datetime.now(UTC)
+    markers: list[Document] = [
+        {"_id": f"k:{i.key}", "marked_at": at} for b in buckets for i in b.items
+    ]
     return markers + [
         {"_id": b.bucket_id, "items": [item_document(i) for i in b.items]} for b in buckets
     ]

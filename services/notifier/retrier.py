@@ -14,6 +14,12 @@ for each one this notifier manages to take (`DeferredQueue.take`, one winner per
    record and publish `notification.failed` with the last refusal;
 5. a server-wide failure (connection refused, 421…): try again at the next step of the
    schedule; the grouped batches hold meanwhile, as for any outage.
+
+Whatever the schedule, an item whose submission was received `personal_seconds` ago
+(`SADA_RETENTION__PERSONAL_DAYS`, below the raw topic's retention) is not tried again: it is
+recorded `failed` and published as `notification.failed` with its last refusal, and the
+document, with the personal data it holds, deleted. So a mail server down for weeks cannot
+keep a submitter's data here longer than Kafka keeps it.
 """
 
 from __future__ import annotations
@@ -66,9 +72,11 @@ class Retrier(Poller):
         poll_seconds: float,
         lease_seconds: float,
         publish_seconds: float,
+        personal_seconds: float | None = None,
         clock: Clock = _now,
     ) -> None:
         self._notifier = notifier
+        self._personal = personal_seconds
         self._queue = queue
         self._ledger = ledger
         self._publish = publish
@@ -100,6 +108,9 @@ class Retrier(Poller):
             await self._out([self._notifier.outcome(event, known[item.key], repeat=True)])
             await self._queue.remove(item.key)
             return
+        if self._expired(event):
+            await self._give_up(item, event)
+            return
         attempts = item.attempts + 1
         try:
             result = await self._notifier.send(event, item.key, attempts=attempts)
@@ -122,6 +133,33 @@ class Retrier(Poller):
         await self._queue.remove(item.key)  # after the ledger: see the module docstring
         metrics.EMAILS.labels(unit, result.status).inc()
         metrics.DEFERRED_ATTEMPTS.labels(unit, result.status).inc()
+
+    def _expired(self, event: SubmissionGrouped) -> bool:
+        if self._personal is None:
+            return False
+        age = self._clock() - event.payload.submission.received_at
+        return age.total_seconds() >= self._personal
+
+    async def _give_up(self, item: DeferredItem, event: SubmissionGrouped) -> None:
+        """Record and publish `failed` with the last refusal; delete the item (personal data)."""
+        days = (self._personal or 0) / 86_400
+        refusal = DeferredError(
+            item.smtp_code,
+            f"not delivered within {days:g} days of receipt (personal data bound); "
+            f"last reply: {item.smtp_reply}",
+        )
+        entry = self._notifier.entry_for_refusal(event, item.key, refusal, attempts=item.attempts)
+        await self._notifier.record([entry])
+        await self._out([self._notifier.outcome(event, entry, repeat=False)])
+        await self._queue.remove(item.key)
+        metrics.EMAILS.labels(item.unit, "failed").inc()
+        metrics.DEFERRED_ATTEMPTS.labels(item.unit, "failed").inc()
+        metrics.GIVEN_UP.labels(item.unit, "deferred").inc()
+        log.warning(
+            "parked notification given up: its submission may not wait longer",
+            reference=item.reference,
+            unit=item.unit,
+        )
 
     async def _reschedule(
         self, item: DeferredItem, event: SubmissionGrouped, attempts: int, code: int, reply: str

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
-from shared import topics
+from services.notifier.retention import DAY_SECONDS, Window, limits, resolve
+from shared import topic_spec, topics
+from shared.config import ConfigError
 from shared.directory import CONFIG_DIR
 from shared.settings import MongoSettings, ServiceSettings, refuse_default_secret
 
@@ -142,6 +144,58 @@ class DigestSettings(BaseModel):
     )
 
 
+class RetentionSettings(BaseModel):
+    """How long the notifier keeps bookkeeping and parked personal data (`SADA_RETENTION__*`).
+
+    Derived from the topic spec by default (`services/notifier/retention.py`, docs/retention.md).
+    """
+
+    ledger_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Ledger entries, claims and digest markers older than this are deleted; "
+        "unset: derived from the topic spec (accepted + routed + grouped + dead-letter "
+        "retention + margin, 52 days with the shipped spec). Shorter than the grouped topic's "
+        "retention is refused.",
+    )
+    personal_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="A notification still undelivered (parked, or waiting for a digest) this "
+        "long after its submission was received is given up (`notification.failed`) and its "
+        "personal data deleted; unset: the raw topic's retention minus the margin (6 days). "
+        "Longer than the raw topic's retention is refused.",
+    )
+    margin_days: float = Field(
+        default=1.0, ge=0, description="Margin for clock skew and a late sweep, in days."
+    )
+    every_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="One replica prunes once per this interval (cluster-wide lease).",
+    )
+    poll_seconds: float = Field(
+        default=600.0, gt=0, description="How often each notifier asks for the pruning lease."
+    )
+    topics_path: Path = Field(
+        default=topic_spec.SPEC_PATH, description="The topic spec the defaults derive from."
+    )
+
+    def window(self, consumed: str) -> Window:
+        """Return the resolved window for a notifier consuming `consumed` (reads the spec)."""
+        try:
+            spec = topic_spec.load(self.topics_path)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        found = limits(spec, consumed, self.margin_days * DAY_SECONDS)
+        return resolve(
+            found,
+            ledger_days=self.ledger_days,
+            personal_days=self.personal_days,
+            margin_days=self.margin_days,
+        )
+
+
 class NotifierMongoSettings(MongoSettings):
     """The notifier's own database: the ledger lives apart from every other service's data."""
 
@@ -185,6 +239,7 @@ class NotifierSettings(ServiceSettings):
     smtp: SmtpSettings = SmtpSettings()
     deferral: DeferralSettings = DeferralSettings()
     digest: DigestSettings = DigestSettings()
+    retention: RetentionSettings = RetentionSettings()
     units_path: Path = Field(
         default=CONFIG_DIR / "units.yaml", description="Units file (names, personal_data)."
     )
@@ -205,6 +260,11 @@ class NotifierSettings(ServiceSettings):
     def _real_smtp_password_outside_local(self) -> NotifierSettings:
         if self.smtp.username:
             refuse_default_secret(self, "SADA_SMTP__PASSWORD", self.smtp.password)
+        return self
+
+    @model_validator(mode="after")
+    def _retention_fits(self) -> NotifierSettings:
+        self.retention.window(self.grouped_topic)  # raises ValueError naming the setting
         return self
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiosmtplib
 
@@ -32,6 +33,8 @@ from tests.component.test_notifier_service import (
     notifier,
 )
 
+RECEIVED = datetime.now(UTC)
+"""Received now: the schedule runs within the personal data bound (tested on its own below)."""
 VOC_MAILBOX = "voc@moj.gov.sa"
 FULL = DeferredError(452, "4.2.2 Mailbox full")
 SCHEDULE = DeferralSettings(
@@ -58,11 +61,13 @@ class MailboxMailer(FakeMailer):
 
 
 def _voc(i: int) -> SubmissionGrouped:
-    return support.grouped({**support.ENGLISH_SAMPLE, "channel_ref": f"VOC-{i}"})
+    raw = {**support.ENGLISH_SAMPLE, "channel_ref": f"VOC-{i}"}
+    return support.grouped(support.submission(raw, received_at=RECEIVED))
 
 
 def _lo(i: int) -> SubmissionGrouped:
-    return support.grouped({**support.ARABIC_SAMPLE, "channel_ref": f"LO-{i}"})
+    raw = {**support.ARABIC_SAMPLE, "channel_ref": f"LO-{i}"}
+    return support.grouped(support.submission(raw, received_at=RECEIVED))
 
 
 def _retrier(app: object) -> Retrier:
@@ -203,7 +208,10 @@ async def test_a_campaign_member_parked_is_retried_with_its_campaign_line() -> N
     mailer = MailboxMailer(refusing={VOC_MAILBOX})
     first = {**support.ENGLISH_SAMPLE, "channel_ref": "VOC-first"}
     campaign = support.campaign_of(first, size=5)
-    event = support.grouped({**support.ENGLISH_SAMPLE, "channel_ref": "VOC-5"}, campaign=campaign)
+    member = support.submission(
+        {**support.ENGLISH_SAMPLE, "channel_ref": "VOC-5"}, received_at=RECEIVED
+    )
+    event = support.grouped(member, campaign=campaign)
     async with notifier(mailer, clock=clock, deferral=SCHEDULE) as h:
         await h.deliver(event)
         (item,) = h.queue.items.values()
@@ -221,7 +229,8 @@ async def test_a_notification_parked_before_the_switch_to_grouped_events_is_sent
     event. It is sent without a campaign line, and its outcome keeps the id derived from the
     routed event, as the notifier that parked it would have published it."""
     clock = Clock()
-    routed = support.routed({**support.ENGLISH_SAMPLE, "channel_ref": "VOC-old"})
+    raw = {**support.ENGLISH_SAMPLE, "channel_ref": "VOC-old"}
+    routed = support.routed(support.submission(raw, received_at=RECEIVED))
     key = notification_key(routed.submission_id, "voice_of_customer")
     legacy = {
         "_id": key,

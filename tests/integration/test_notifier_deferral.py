@@ -8,6 +8,7 @@ e-mail exactly once when the mailbox has room again.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,14 @@ VOC_MAILBOX = "voc@moj.gov.sa"
 
 
 def _events(count: int, raw: dict[str, Any]) -> list[SubmissionGrouped]:
-    return [support.grouped({**raw, "channel_ref": infra.unique("it-ref")}) for _ in range(count)]
+    """Received now: parked items wait within the personal data bound (6 days after receipt)."""
+    now = datetime.now(UTC)
+    return [
+        support.grouped(
+            support.submission({**raw, "channel_ref": infra.unique("it-ref")}, received_at=now)
+        )
+        for _ in range(count)
+    ]
 
 
 def _message_ids(events: list[SubmissionGrouped]) -> dict[str, str]:
