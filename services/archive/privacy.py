@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,10 @@ ERASED_EVENT: Final = "privacy.erased"
 CHAIN_PREFIX: Final = "privacy:"
 DUE_DAYS: Final = 30
 """PDPL: a data subject's request is answered within 30 days, extendable once by 30."""
+CACHE_SECONDS: Final = 60.0
+"""How long a process reuses a slot it looked up (see `_remember`)."""
+BY_ID_READS: Final = 64
+"""Up to this many keys are read one `_id` at a time; more (an export page) in one `$in` scan."""
 KEYS_PER_EVENT: Final = 1000
 """Key ids named by one `privacy.erased` event at most (a retention run may write several)."""
 
@@ -72,7 +77,7 @@ class KeyVault:
         self.slots: AsyncCollection[Document] = db[SLOTS]
         self.requests: AsyncCollection[Document] = db[REQUESTS]
         self.events: AsyncCollection[Document] = db["events"]
-        self._cache: OrderedDict[str, Slot] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, Slot]] = OrderedDict()
         self._cache_size = cache_size
 
     # --- write path ---------------------------------------------------------------------------
@@ -110,10 +115,9 @@ class KeyVault:
         missing: dict[str, tuple[str, list[str]]] = {}
         for primary, labels in people.items():
             slot_id = envelope.slot_id(self.keyring, primary, day)
-            cached = self._cache.get(slot_id)
-            if cached is not None:
-                self._cache.move_to_end(slot_id)
-                found[primary] = cached
+            slot = await self._cached(slot_id)
+            if slot is not None:
+                found[primary] = slot
             else:
                 missing[primary] = (slot_id, labels)
         if not missing:
@@ -154,8 +158,25 @@ class KeyVault:
             self._remember(missing[primary][0], slot)
         return found | fresh
 
+    async def _cached(self, slot_id: str) -> Slot | None:
+        """Return the cached slot, checked again (one `_id` read) once its minute is up."""
+        cached = self._cache.get(slot_id)
+        if cached is None:
+            return None
+        expires, slot = cached
+        if expires <= _clock():
+            stored = await self.slots.find_one({"_id": slot_id})
+            if stored is None or stored.get("key_id") != slot.key_id:  # erased meanwhile
+                del self._cache[slot_id]
+                return None
+            self._cache[slot_id] = (_clock() + CACHE_SECONDS, slot)
+        self._cache.move_to_end(slot_id)
+        return slot
+
     def _remember(self, slot_id: str, slot: Slot) -> None:
-        self._cache[slot_id] = slot
+        # Held for a minute only: an erasure run elsewhere (the CLI) cannot reach this cache, so
+        # at most a minute of the person's new events is sealed under the key it destroyed.
+        self._cache[slot_id] = (_clock() + CACHE_SECONDS, slot)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
@@ -163,12 +184,16 @@ class KeyVault:
 
     async def data_keys(self, key_ids: Sequence[str]) -> dict[str, bytes]:
         """Return the data keys that still exist among `key_ids` (one query)."""
-        if not key_ids:
+        wanted = sorted(set(key_ids))
+        if not wanted:
             return {}
-        found = {}
-        async for doc in self.keys.find({"_id": {"$in": sorted(set(key_ids))}}):
-            found[doc["_id"]] = self.keyring.unwrap(doc["_id"], bytes(doc["wrapped"]))
-        return found
+        if len(wanted) <= BY_ID_READS:
+            # `_id` equality is the one read FerretDB 1.24 answers without a scan (the key
+            # collection holds a key per person and day: a year of traffic is a large one).
+            docs = [doc for key_id in wanted if (doc := await self.keys.find_one({"_id": key_id}))]
+        else:
+            docs = [doc async for doc in self.keys.find({"_id": {"$in": wanted}})]
+        return {doc["_id"]: self.keyring.unwrap(doc["_id"], bytes(doc["wrapped"])) for doc in docs}
 
     async def reveal(self, docs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         """Return each sealed document's event in clear (by `_id`); erased ones read `[erased]`."""
@@ -211,11 +236,14 @@ class KeyVault:
         for slot_id in slots:
             self._cache.pop(slot_id, None)
 
-    async def count_events(self, key_ids: Sequence[str]) -> int:
-        """Return how many events were sealed under `key_ids` (a scan: operator commands only)."""
-        if not key_ids:
-            return 0
-        return await self.events.count_documents({"key_id": {"$in": list(key_ids)}})
+    async def count_events_by_key(self, key_ids: Sequence[str]) -> dict[str, int]:
+        """Return how many events each of `key_ids` sealed (one scan: operator commands only)."""
+        counts: dict[str, int] = {}
+        if key_ids:
+            cursor = self.events.find({"key_id": {"$in": list(key_ids)}}, {"key_id": 1})
+            async for doc in cursor:
+                counts[str(doc["key_id"])] = counts.get(str(doc["key_id"]), 0) + 1
+        return counts
 
     async def record_erasure(
         self,
@@ -283,6 +311,11 @@ class KeyVault:
     async def past_due(self, now: datetime) -> int:
         """Return how many data subjects' requests are open past their due date."""
         return await self.requests.count_documents({"answered_at": None, "due_at": {"$lt": now}})
+
+
+def _clock() -> float:
+    """Return the slot cache's clock (monotonic; a test moves it on)."""
+    return time.monotonic()
 
 
 def vault(

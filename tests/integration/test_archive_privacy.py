@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from services.archive import envelope, metrics, privacy
 from services.archive.chain import verify_chain
@@ -230,6 +231,50 @@ async def test_an_erasure_by_reference_takes_the_submitters_other_keys_too() -> 
         await client.close()
 
 
+async def test_an_erasure_file_erases_each_person_it_names_and_no_one_else(
+    tmp_path: Path,
+) -> None:
+    names = await private_topics()
+    settings = settings_for(names)
+    database = settings.mongo.database
+    client = mongo(settings)
+    db = client[database]
+    people = [person() for _ in range(4)]
+    subs = [submission_of(email, national_id) for email, national_id in people]
+    try:
+        async with running(settings) as api, Producer() as kafka:
+            await kafka.send_all(
+                [(names.accepted, samples.encode(samples.accepted(s)), None) for s in subs]
+            )
+
+            async def all_four() -> bool:
+                return await db.events.count_documents(KAFKA) == 4
+
+            await eventually(all_four)
+            listing = tmp_path / "erasures.txt"
+            listing.write_text(
+                "# two requests by e-mail, one by national id, one by reference\n"
+                f"email={people[0][0]}\nnational-id={people[1][1]}\n"
+                f"reference={subs[2].reference}\nreference=SADA-0000-0000\n",
+                encoding="utf-8",
+            )
+            code, out, err = privacy_cli(
+                database, "erase", "--from", str(listing), "--reason", "requests"
+            )
+            assert code == 2, err  # the unknown reference is reported, the rest erased
+            assert "line 4: no such submission" in err
+            assert out.count("privacy.erased archived") == 3
+            assert not any(email in out + err for email, _ in people)
+            for sub, erased in zip(subs, (True, True, True, False), strict=True):
+                body = (await api.get(f"/v1/submissions/{sub.reference}", headers=AUTH)).json()
+                values = set(map(str, submitter_in(body)))
+                assert (values == {"[erased]"}) is erased, values
+            erasures = await db.events.count_documents({"event_type": "privacy.erased"})
+            assert erasures == 3
+    finally:
+        await client.close()
+
+
 async def test_an_export_returns_the_persons_data_and_answers_their_request() -> None:
     names = await private_topics()
     settings = settings_for(names)
@@ -335,6 +380,32 @@ async def test_a_slot_taken_by_another_replica_is_read_back_not_duplicated() -> 
         first = await one.slots_for(people, day, now)
         second = await two.slots_for(people, day, now)
         assert second == first
+        assert await client[database][privacy.KEYS].count_documents({}) == 1
+    finally:
+        await client.close()
+
+
+async def test_a_cached_slot_is_checked_again_after_a_minute_so_later_data_gets_a_new_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    database = infra.unique("it_privacy")
+    client = mongo(settings_for(await private_topics(1), database=database))
+    try:
+        keyring = envelope.LocalKeyring(os.urandom(32))
+        archive = privacy.vault(client, database, keyring, 10)
+        operator = privacy.vault(client, database, keyring, 0)
+        now, day = datetime.now(UTC), "2026-12-01"
+        people = {"e:someone@example.sa": ["e:someone@example.sa"]}
+        first = (await archive.slots_for(people, day, now))["e:someone@example.sa"]
+        key = await client[database][privacy.KEYS].find_one({})
+        assert key is not None
+        await operator.destroy([key])  # the CLI's erasure: the archive's cache cannot see it
+        within = (await archive.slots_for(people, day, now))["e:someone@example.sa"]
+        assert within == first  # for the rest of its minute
+        started = privacy._clock()
+        monkeypatch.setattr(privacy, "_clock", lambda: started + privacy.CACHE_SECONDS + 1)
+        later = (await archive.slots_for(people, day, now))["e:someone@example.sa"]
+        assert later.key_id != first.key_id
         assert await client[database][privacy.KEYS].count_documents({}) == 1
     finally:
         await client.close()
