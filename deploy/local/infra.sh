@@ -613,8 +613,10 @@ do_logs() {
 
 do_reset() {
   do_down "$@"
-  rm -rf "$RUN/data" "$RUN/mail" "$RUN/smtp-control.json"
-  log "reset: deleted $RUN/data, $RUN/mail and the SMTP control file (cache kept: $CACHE)"
+  # The archive's signed checkpoints describe the database deleted here: kept, they would make
+  # `sada audit verify --checkpoints` report the new, empty archive as truncated.
+  rm -rf "$RUN/data" "$RUN/mail" "$RUN/smtp-control.json" "$RUN/witness"
+  log "reset: deleted $RUN/data, $RUN/mail, $RUN/witness and the SMTP control file (cache kept: $CACHE)"
 }
 
 main() {

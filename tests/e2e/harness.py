@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from deploy.local.run import audit_env
 from tests.infra import ROOT
 
 E2E_RUN = ROOT / ".run" / "e2e"
@@ -35,6 +36,8 @@ INTAKE_URL = "http://127.0.0.1:18001"
 ARCHIVE_URL = "http://127.0.0.1:18004"
 SADA = str(ROOT / ".venv" / "bin" / "sada")
 INFRA = str(ROOT / "deploy" / "local" / "infra.sh")
+WITNESS = E2E_RUN / "witness"
+"""The archive's signed checkpoints (`deploy.local.run.audit_env`), emptied by `infra reset`."""
 DEFERRAL_BUDGET_SECONDS = 20
 
 
@@ -87,6 +90,8 @@ def service_env(name: str, port: int) -> dict[str, str]:
         # scenarios restart the notifiers with digests on (`Cluster.restart_notifiers`).
         "SADA_DIGEST__ENABLED": "false",
     }
+    if name == "archive":  # signed checkpoints, so `sada audit verify --checkpoints` can run
+        env |= audit_env(E2E_RUN)
     return env
 
 

@@ -58,8 +58,12 @@ def _write_smtp_control(control: dict[str, Any]) -> None:
 
 def _verify_all_chains() -> subprocess.CompletedProcess[str]:
     env = harness.service_env("archive", 0)
-    return subprocess.run(  # the auditors' command, on the whole e2e archive
-        [harness.SADA, "audit", "verify"], env=env, capture_output=True, text=True, check=False
+    return subprocess.run(  # the auditors' command, on the whole e2e archive and its witness
+        [harness.SADA, "audit", "verify", "--checkpoints", str(harness.WITNESS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
