@@ -15,8 +15,6 @@ query per request or export page), never caches them: an erasure is visible at o
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
 from collections import OrderedDict
@@ -38,6 +36,7 @@ from shared.events import ErasurePayload, PrivacyErased, Producer
 from shared.lease import Lease
 from shared.logging import get_logger
 from shared.mongo import insert_unordered
+from shared.poller import Poller
 from shared.retry import TransientError
 
 log = get_logger(__name__)
@@ -350,8 +349,11 @@ async def retain(keys: KeyVault, retention_days: int, now: datetime, *, producer
     return len(expired)
 
 
-class PrivacyTasks:
+class PrivacyTasks(Poller):
     """Refreshes the past-due gauge and, under a lease, destroys keys past retention."""
+
+    task_name = "archive-privacy"
+    postponed = "privacy task failed"
 
     def __init__(
         self,
@@ -362,29 +364,22 @@ class PrivacyTasks:
         lease: Lease | None,
         producer: Producer,
     ) -> None:
+        super().__init__(interval)
         self._keys = keys
         self._retention_days = retention_days
         self._interval = interval
         self._lease = lease
         self._producer = producer
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start the periodic work (a no-op when the interval is 0)."""
         if self._interval > 0:
-            self._task = asyncio.create_task(self._run(), name="archive-privacy")
+            await super().start()
 
-    async def stop(self) -> None:
-        """Stop it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await self.run_once(datetime.now(UTC))
-            await asyncio.sleep(self._interval)
+    async def run_due(self) -> int:
+        """Do this interval's work (see `run_once`)."""
+        await self.run_once(datetime.now(UTC))
+        return 0
 
     async def run_once(self, now: datetime) -> None:
         """Refresh the gauge; destroy expired keys if this replica holds the lease's term."""

@@ -47,13 +47,13 @@ from services.notifier.ledger import Ledger, LedgerEntry, Status
 from services.notifier.mailer import DeferredError, Mailer, RefusedError
 from services.notifier.messages import Email
 from services.notifier.pending import ORPHAN_SECONDS, Bucket, Head, PendingStore, Plan
-from services.notifier.poller import Poller
 from services.notifier.triage import Triage
 from shared.events import DigestRef
 from shared.kafka import Outgoing
 from shared.lease import MongoLease
 from shared.logging import get_logger
 from shared.mongo import Document
+from shared.poller import Poller
 from shared.retry import backoff
 
 log = get_logger(__name__)

@@ -22,11 +22,11 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.notifier import metrics
-from services.notifier.poller import Poller
 from services.notifier.retention import Sweep, Window, sweeps
 from shared.lease import MongoLease
 from shared.logging import get_logger
 from shared.mongo import Document
+from shared.poller import Poller
 
 log = get_logger(__name__)
 

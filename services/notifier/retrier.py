@@ -39,10 +39,10 @@ from services.notifier.deferred import (
 from services.notifier.delivery import Notifier
 from services.notifier.ledger import Ledger
 from services.notifier.mailer import DeferredError
-from services.notifier.poller import Poller
 from shared.events import SubmissionGrouped
 from shared.kafka import Outgoing
 from shared.logging import get_logger
+from shared.poller import Poller
 from shared.retry import backoff
 
 log = get_logger(__name__)

@@ -1,4 +1,4 @@
-"""A notifier's background loop: the retrier and the digest sender each run one.
+"""A background loop: the notifier's retrier, digest sender and pruner, the archive's privacy task.
 
 Each look (`run_due`) is retried on the next one when it fails (MongoDB or Kafka away: what it
 would have done waits, durably). Stopping lets the look under way finish within a bound, then
@@ -18,7 +18,7 @@ log = get_logger(__name__)
 class Poller:
     """Calls `run_due` every `poll_seconds` in the background, from `start` until `stop`."""
 
-    task_name = "sada-notifier-poller"
+    task_name = "sada-poller"
     postponed = "background work postponed"
     """Logged (with the error's type) when a look fails."""
 
@@ -51,7 +51,7 @@ class Poller:
         self._stopping.clear()
         self._task = asyncio.create_task(self.run(), name=self.task_name)
 
-    async def stop(self, seconds: float) -> None:
+    async def stop(self, seconds: float = 5.0) -> None:
         """Stop looking (app shutdown); the look under way may finish within `seconds`."""
         task, self._task = self._task, None
         if task is None:
