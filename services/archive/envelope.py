@@ -159,7 +159,7 @@ def blind_index(keyring: Keyring, label: str) -> str:
 
 
 def slot_id(keyring: Keyring, label: str, day: str) -> str:
-    """Return the `privacy_slots` id of (the person or chain `label`, UTC `day`)."""
+    """Return the cache key of (the person or chain `label`, UTC `day`) (`privacy.py`)."""
     return keyring.blind(f"slot:{label}:{day}")
 
 

@@ -1,16 +1,18 @@
-"""Data keys of the archive's personal data: find-or-create, read, destroy (docs/privacy.md).
+"""Data keys of the archive's personal data: create, read, destroy (docs/privacy.md).
 
-Two small collections beside `events`:
-- `privacy_keys`: `_id` = a random key id, `wrapped` (the data key wrapped by the keyring),
-  `day` (UTC day of archiving), `slot`, `blinds` (the person's blind indexes `n:`/`e:`/`p:`, or
-  `c:` for an anonymous chain), `created_at`. A key id in an event says nothing about a person.
-- `privacy_slots`: `_id` = HMAC(primary identifier + day) -> `key_id`: which key seals that
-  person's (or anonymous chain's) events of that day.
-FerretDB 1.24 answers every query with a scan, so the write path only inserts: a new key is
-inserted, then its slot; a slot refused as a duplicate was won by another replica (or an
-earlier process), whose slot and key are then read by `_id` and the spare key deleted. A
-bounded LRU cache keeps the slots this process used. The read path reads keys by id (one
-query per request or export page), never caches them: an erasure is visible at once.
+One small collection beside `events`, `privacy_keys`: `_id` = a random key id, `wrapped` (the
+data key wrapped by the keyring), `day` (UTC day of archiving), `slot` (HMAC of the person's
+primary identifier and the day: this process's cache key), `blinds` (the person's blind indexes
+`n:`/`e:`/`p:`, or `c:` for an anonymous chain), `created_at`. A key id in an event says nothing
+about a person.
+
+FerretDB 1.24 answers every query but `_id` equality with a scan, so the write path only
+inserts: a person's first event of the day in this process creates a key (one insert, random
+id, never refused), which a bounded LRU cache keeps for a minute at a time (re-checked by one
+`_id` read). Two replicas, or a restarted process, may each seal the same person's day under a
+key of their own: harmless, as erasure and retention find keys by blind index and by day, not
+by slot, and it saves the second document (and the race) a shared slot would cost. The read
+path reads keys by id, never caches them: an erasure is visible at once.
 """
 
 from __future__ import annotations
@@ -37,14 +39,12 @@ from shared.lease import Lease
 from shared.logging import get_logger
 from shared.mongo import insert_unordered
 from shared.poller import Poller
-from shared.retry import TransientError
 
 log = get_logger(__name__)
 
 Document = dict[str, Any]
 
 KEYS: Final = "privacy_keys"
-SLOTS: Final = "privacy_slots"
 REQUESTS: Final = "privacy_requests"
 RETENTION_LEASE: Final = "privacy-retention"
 ERASED_EVENT: Final = "privacy.erased"
@@ -73,7 +73,6 @@ class KeyVault:
     def __init__(self, db: AsyncDatabase[Document], keyring: envelope.Keyring, *, cache_size: int):
         self.keyring = keyring
         self.keys: AsyncCollection[Document] = db[KEYS]
-        self.slots: AsyncCollection[Document] = db[SLOTS]
         self.requests: AsyncCollection[Document] = db[REQUESTS]
         self.events: AsyncCollection[Document] = db["events"]
         self._cache: OrderedDict[str, tuple[float, Slot]] = OrderedDict()
@@ -122,7 +121,7 @@ class KeyVault:
         if not missing:
             return found
         fresh: dict[str, Slot] = {}
-        key_docs, slot_docs = [], []
+        key_docs = []
         for primary, (slot_id, labels) in missing.items():
             key_id, data_key = uuid.uuid4().hex, envelope.new_data_key()
             fresh[primary] = Slot(key_id, data_key)
@@ -136,23 +135,7 @@ class KeyVault:
                     "created_at": now,
                 }
             )
-            slot_docs.append({"_id": slot_id, "key_id": key_id, "day": day})
-        await insert_unordered(self.keys, key_docs)
-        refused = await insert_unordered(self.slots, slot_docs)
-        taken = [list(missing)[i] for i in sorted(refused)]
-        if taken:  # another replica (or an earlier run) made these slots: use theirs
-            spare = [fresh[primary].key_id for primary in taken]
-            await self.keys.delete_many({"_id": {"$in": spare}})
-            winners = {
-                doc["_id"]: doc["key_id"]
-                async for doc in self.slots.find({"_id": {"$in": [missing[p][0] for p in taken]}})
-            }
-            keys = await self.data_keys(list(winners.values()))
-            for primary in taken:
-                winner = winners.get(missing[primary][0])
-                if winner is None or winner not in keys:
-                    raise TransientError("a privacy slot names a key that is gone; retry")
-                fresh[primary] = Slot(str(winner), keys[winner])
+        await insert_unordered(self.keys, key_docs)  # random ids: never refused
         for primary, slot in fresh.items():
             self._remember(missing[primary][0], slot)
         return found | fresh
@@ -164,8 +147,8 @@ class KeyVault:
             return None
         expires, slot = cached
         if expires <= _clock():
-            stored = await self.slots.find_one({"_id": slot_id})
-            if stored is None or stored.get("key_id") != slot.key_id:  # erased meanwhile
+            stored = await self.keys.find_one({"_id": slot.key_id}, {"_id": 1})
+            if stored is None:  # erased meanwhile
                 del self._cache[slot_id]
                 return None
             self._cache[slot_id] = (_clock() + CACHE_SECONDS, slot)
@@ -224,13 +207,11 @@ class KeyVault:
         return [doc async for doc in cursor]
 
     async def destroy(self, keys: Sequence[Mapping[str, Any]]) -> None:
-        """Delete `keys` and their slots; forget any cached slot of them."""
+        """Delete `keys`; forget any cached slot of them."""
         if not keys:
             return
         key_ids = [str(doc["_id"]) for doc in keys]
         slots = [str(doc["slot"]) for doc in keys if doc.get("slot")]
-        if slots:
-            await self.slots.delete_many({"_id": {"$in": slots}})
         await self.keys.delete_many({"_id": {"$in": key_ids}})
         for slot_id in slots:
             self._cache.pop(slot_id, None)

@@ -368,7 +368,7 @@ async def test_the_privacy_task_counts_requests_past_due_and_applies_retention()
         await client.close()
 
 
-async def test_a_slot_taken_by_another_replica_is_read_back_not_duplicated() -> None:
+async def test_two_replicas_seal_a_persons_day_under_keys_of_their_own_erased_together() -> None:
     database = infra.unique("it_privacy")
     client = mongo(settings_for(await private_topics(1), database=database))
     try:
@@ -378,9 +378,16 @@ async def test_a_slot_taken_by_another_replica_is_read_back_not_duplicated() -> 
         now, day = datetime.now(UTC), "2026-12-01"
         people = {"n:1234567890": ["n:1234567890"]}
         first = await one.slots_for(people, day, now)
+        assert await one.slots_for(people, day, now) == first  # cached: no second key
         second = await two.slots_for(people, day, now)
-        assert second == first
-        assert await client[database][privacy.KEYS].count_documents({}) == 1
+        assert second != first
+        keys = client[database][privacy.KEYS]
+        assert await keys.count_documents({}) == 2
+        blind = envelope.blind_index(keyring, "n:1234567890")
+        found = await one.keys_with_blinds([blind])
+        assert len(found) == 2
+        await one.destroy(found)
+        assert await keys.count_documents({}) == 0
     finally:
         await client.close()
 
