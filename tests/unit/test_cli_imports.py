@@ -112,3 +112,9 @@ def test_a_group_runs_once_resolved_and_a_typo_still_gets_suggestions() -> None:
     typo = runner.invoke(app, ["rout"])
     assert typo.exit_code == 2
     assert "'route'" in typo.stderr
+
+
+def test_version_still_prints_the_installed_version() -> None:
+    result = CliRunner().invoke(app, ["version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip()
