@@ -1,8 +1,9 @@
 """Part 5 of `python -m bench`: how long an operator waits for `sada route explain` and friends.
 
 Each command runs N times as a fresh process through the installed `sada` script, the commands
-taking turns so that a burst of other work hits them alike; the wall time of each run is from
-spawn to exit. The floor is the bare interpreter (`python -c pass`) measured in the same turns.
+taking turns so that a burst of other work hits them alike. Each run gives its wall time, from
+spawn to exit, and its CPU time (user + system, from the kernel's accounting of children). The
+floor is the bare interpreter (`python -c pass`), measured in the same turns.
 
 Two states of Python's bytecode cache, both set by the environment so any machine gives the same
 two answers without touching the tree:
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -65,21 +67,31 @@ def environment(pycache: Path, *, cached: bool) -> dict[str, str]:
     return env
 
 
-def _once(argv: list[str], env: dict[str, str]) -> float:
+def _once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run `argv` once; return its wall time and its CPU time (user + system), in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr.decode()[-500:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
-def summary(times: list[float]) -> dict[str, Any]:
-    """Return the median, p90 and minimum of `times` (seconds) and the runs themselves."""
+def summary(runs: list[tuple[float, float]]) -> dict[str, Any]:
+    """Return the median, p90 and minimum wall time, the median CPU time, and every run.
+
+    The CPU time hardly moves when other work competes for the cores, the wall time does: on a
+    busy machine the CPU figure is the better guess of the wall time on an idle one.
+    """
+    times = [wall for wall, _ in runs]
     return {
         "median_s": stats.median(times),
         "p90_s": stats.percentile(times, 90),
         "min_s": min(times),
+        "cpu_median_s": stats.median([cpu for _, cpu in runs]),
         "runs_s": [round(t, 4) for t in times],
     }
 
@@ -101,7 +113,7 @@ def run(n: int = 20) -> dict[str, Any]:
             if cached:
                 for argv in timed.values():
                     _once(argv, env)  # writes the caches; not measured
-            times: dict[str, list[float]] = {label: [] for label in timed}
+            times: dict[str, list[tuple[float, float]]] = {label: [] for label in timed}
             for _ in range(n):
                 for label, argv in timed.items():
                     times[label].append(_once(argv, env))
