@@ -1,8 +1,9 @@
-"""`python -m bench [--runs N] [--quick] [--only router|archive|e2e|rss]`.
+"""`python -m bench [--runs N] [--quick] [--only router|archive|e2e|rss|cli]`.
 
-Starts a private stack (Kafka, FerretDB, SMTP sink under `.run/bench`, own ports), runs the
-parts on it in order (router, archive, end to end with RSS), prints a table, writes
-`bench/results.json`, and on a full run refreshes the results blocks of the READMEs.
+Times the CLI's start-up first (no infrastructure), then starts a private stack (Kafka, FerretDB,
+SMTP sink under `.run/bench`, own ports), runs the parts on it in order (router, archive, end to
+end with RSS), prints a table, writes `bench/results.json`, and on a full run refreshes the
+results blocks of the READMEs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from shared.logging import configure
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 LOGS = HERE.parent / ".run" / "bench" / "logs"
-PARTS = ("router", "archive", "e2e", "rss")
+PARTS = ("router", "archive", "e2e", "rss", "cli")
+CLI_RUNS = 20  # runs of each command (`bench.cli_startup`); 5 with --quick
 
 
 def quiet_logs() -> Path:
@@ -67,6 +69,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "options": {"runs": args.runs, "quick": args.quick, "parts": sorted(parts)},
         "workload": mix.workload_mix(),
     }
+    if "cli" in parts:  # before the stack starts: its processes would take the cores
+        from bench import cli_startup
+
+        print("part 5: CLI start-up (no infrastructure)")
+        results["cli"] = cli_startup.run(n=5 if args.quick else CLI_RUNS)
+        if parts == {"cli"}:
+            results["load_average"]["end"] = machine.load_average()
+            results["targets"] = report.targets(results)
+            return results
     from bench import end_to_end
 
     await end_to_end.start_stack()

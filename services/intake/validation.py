@@ -31,7 +31,6 @@ from pydantic_core import ErrorDetails
 
 from shared import ids
 from shared.consultations import Consultation, Question, QuestionType
-from shared.logging import get_logger
 from shared.models import (
     MAX_MESSAGE_BYTES,
     ConsultationMark,
@@ -40,8 +39,6 @@ from shared.models import (
     Reason,
     Submission,
 )
-
-log = get_logger(__name__)
 
 MAX_DEPTH: Final = 32
 """Deepest nesting of objects/arrays accepted; a real submission is 3 levels deep."""
@@ -130,7 +127,10 @@ def validate(
     try:
         return _validate(raw, raw_digest, channels, now, consultations)
     except Exception as exc:  # the contract is "never raises": a bug must not stop a door
-        log.error("validation failed unexpectedly", error=type(exc).__name__)
+        # structlog (and the rich it pulls in) only on this path: `sada intake check` stays light.
+        from shared.logging import get_logger
+
+        get_logger(__name__).error("validation failed unexpectedly", error=type(exc).__name__)
         reason = Reason(code="internal_error", field=None, message="could not be validated")
         return _rejected([reason], raw_digest, None, None)
 
