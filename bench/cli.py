@@ -1,7 +1,7 @@
-"""`python -m bench [--runs N] [--quick] [--only router|archive|e2e|rss]`.
+"""`python -m bench [--runs N] [--quick] [--only router|archive|notifier|e2e|rss]`.
 
 Starts a private stack (Kafka, FerretDB, SMTP sink under `.run/bench`, own ports), runs the
-parts on it in order (router, archive, end to end with RSS), prints a table, writes
+parts on it in order (router, archive, notifier, end to end with RSS), prints a table, writes
 `bench/results.json`, and on a full run refreshes the results blocks of the READMEs.
 """
 
@@ -23,7 +23,7 @@ from shared.logging import configure
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 LOGS = HERE.parent / ".run" / "bench" / "logs"
-PARTS = ("router", "archive", "e2e", "rss")
+PARTS = ("router", "archive", "notifier", "e2e", "rss")
 
 
 def quiet_logs() -> Path:
@@ -86,6 +86,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["archive"] = await archive_stage.run(
                 end_to_end.BOOTSTRAP, end_to_end.MONGO_URI, n=n, runs=args.runs
             )
+        if "notifier" in parts:
+            from bench import notifier_stage
+
+            print("part 2b: raw aiokafka + aiosmtplib vs notifier")
+            n = 1_500 if args.quick else 6_000
+            results["notifier"] = await notifier_stage.run(end_to_end.stack(), n=n, runs=args.runs)
         if parts & {"e2e", "rss"}:
             print("part 3: end to end, part 4: peak RSS")
             results.update(await end_to_end.run(runs=args.runs, quick=args.quick))
