@@ -27,6 +27,7 @@ outcome yet, and is retried on a schedule by the retrier; every other e-mail goe
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -288,12 +289,14 @@ class Notifier:
             received_at = event.payload.submission.received_at
             metrics.ACCEPTED_TO_EMAILED.observe((datetime.now(UTC) - received_at).total_seconds())
             # At DEBUG: a batch logs one summary line (`notify`), a parked one its own (`send`).
-            log.debug(
-                "notification sent",
-                reference=event.reference,
-                unit=decision.unit,
-                rule=decision.rule_id,
-            )
+            # Checked first: structlog runs its processors before the level filter.
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "notification sent",
+                    reference=event.reference,
+                    unit=decision.unit,
+                    rule=decision.rule_id,
+                )
         return LedgerEntry(
             key=key,
             submission_id=event.submission_id,
