@@ -290,7 +290,7 @@ class Notifier:
             metrics.ACCEPTED_TO_EMAILED.observe((datetime.now(UTC) - received_at).total_seconds())
             # At DEBUG: a batch logs one summary line (`notify`), a parked one its own (`send`).
             # Checked first: structlog runs its processors before the level filter.
-            if log.isEnabledFor(logging.DEBUG):
+            if log.is_enabled_for(logging.DEBUG):
                 log.debug(
                     "notification sent",
                     reference=event.reference,
