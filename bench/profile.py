@@ -30,12 +30,17 @@ PROFILES = ROOT / ".run" / "bench" / "profiles"
 
 @contextlib.asynccontextmanager
 async def py_spy(name: str, rate: int = 100) -> AsyncIterator[Path]:
-    """Sample this process with py-spy while the block runs; yield the output path."""
+    """Sample this process with py-spy while the block runs; yield the output path.
+
+    With `SADA_PROFILE_GIL=1`, only the thread holding the GIL is sampled: where the CPU goes,
+    rather than where the event loop waits (a socket write waiting for the GIL looks busy).
+    """
     PROFILES.mkdir(parents=True, exist_ok=True)
     out = PROFILES / f"{name}-{time.strftime('%H%M%S')}.txt"
     spy = subprocess.Popen(  # noqa: ASYNC220 - py-spy must attach while this loop runs
         [str(PY_SPY), "record", "--pid", str(os.getpid()), "--rate", str(rate),
-         "--format", "raw", "-o", str(out)],
+         "--format", "raw", "-o", str(out),
+         *(["--gil"] if os.environ.get("SADA_PROFILE_GIL") == "1" else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
