@@ -1,9 +1,9 @@
-"""`python -m bench [--runs N] [--quick] [--only router|archive|e2e|rss|cli]`.
+"""`python -m bench [--runs N] [--quick] [--only router|archive|notifier|e2e|rss|cli]`.
 
 Times the CLI's start-up first (no infrastructure), then starts a private stack (Kafka, FerretDB,
-SMTP sink under `.run/bench`, own ports), runs the parts on it in order (router, archive, end to
-end with RSS), prints a table, writes `bench/results.json`, and on a full run refreshes the
-results blocks of the READMEs.
+SMTP sink under `.run/bench`, own ports), runs the parts on it in order (router, archive,
+notifier, end to end with RSS), prints a table, writes `bench/results.json`, and on a full run
+refreshes the results blocks of the READMEs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from shared.logging import configure
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 LOGS = HERE.parent / ".run" / "bench" / "logs"
-PARTS = ("router", "archive", "e2e", "rss", "cli")
+PARTS = ("router", "archive", "notifier", "e2e", "rss", "cli")
 CLI_RUNS = 20  # runs of each command (`bench.cli_startup`); 5 with --quick
 
 
@@ -97,6 +97,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["archive"] = await archive_stage.run(
                 end_to_end.BOOTSTRAP, end_to_end.MONGO_URI, n=n, runs=args.runs
             )
+        if "notifier" in parts:
+            from bench import notifier_stage
+
+            print("part 2b: raw aiokafka + aiosmtplib vs notifier")
+            n = 1_500 if args.quick else 6_000
+            results["notifier"] = await notifier_stage.run(end_to_end.stack(), n=n, runs=args.runs)
         if parts & {"e2e", "rss"}:
             print("part 3: end to end, part 4: peak RSS")
             results.update(await end_to_end.run(runs=args.runs, quick=args.quick))

@@ -40,7 +40,12 @@ from tests.e2e import harness
 from tests.infra import ROOT
 
 RUN = ROOT / ".run" / "bench"
-KAFKA_PORT, CONTROLLER_PORT, MONGO_PORT, SMTP_PORT = 29092, 29093, 29017, 1027
+KAFKA_PORT = int(os.environ.get("SADA_BENCH_KAFKA_PORT", "29092"))
+CONTROLLER_PORT = KAFKA_PORT + 1
+MONGO_PORT = int(os.environ.get("SADA_BENCH_MONGO_PORT", "29017"))
+SMTP_PORT = int(os.environ.get("SADA_BENCH_SMTP_PORT", "1027"))
+"""The private stack's ports; the `SADA_BENCH_*_PORT` variables move it, so two worktrees on one
+machine can each run a bench (the controller listens on the Kafka port + 1)."""
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 MONGO_URI = f"mongodb://127.0.0.1:{MONGO_PORT}/"
 MAILDIR = RUN / "mail"
@@ -201,6 +206,27 @@ def processes(services: harness.Cluster) -> dict[str, int]:
             found[name if name != "smtp" else "smtp sink"] = int(pid_file.read_text())
     found["generator"] = os.getpid()
     return found
+
+
+def stack_processes() -> dict[str, int]:
+    """Return the pids of the private stack's FerretDB and SMTP sink."""
+    found = {}
+    for name, label in (("ferretdb", "ferretdb"), ("smtp", "smtp sink")):
+        pid_file = RUN / "pids" / f"{name}.pid"
+        if pid_file.exists():
+            found[label] = int(pid_file.read_text())
+    return found
+
+
+def stack() -> dict[str, Any]:
+    """Return where the private stack listens, its Maildir and its sink's and FerretDB's pids."""
+    return {
+        "bootstrap": BOOTSTRAP,
+        "mongo": MONGO_URI,
+        "smtp_port": SMTP_PORT,
+        "maildir": MAILDIR,
+        "pids": stack_processes(),
+    }
 
 
 def peak_rss_mb(pid: int) -> dict[str, float]:

@@ -1,6 +1,7 @@
-"""`python -m bench.profile router|raw|archive|rawmongo [--n N]`: where a stage spends its time.
+"""`python -m bench.profile router|raw|archive|rawmongo|notifier|rawsmtp [--n N]`: where a stage
+spends its time.
 
-Pre-fills a topic as part 1 (or 2) does, then attaches py-spy (installed with
+Pre-fills a topic as part 1 (2, 2b) does, then attaches py-spy (installed with
 `pip install --target .cache/py-spy py-spy`) to this process for the measured section only,
 and prints the functions with the most samples, inclusive and self. The collapsed stacks are
 kept under `.run/bench/profiles/` (load them into speedscope.app or flamegraph.pl).
@@ -29,12 +30,17 @@ PROFILES = ROOT / ".run" / "bench" / "profiles"
 
 @contextlib.asynccontextmanager
 async def py_spy(name: str, rate: int = 100) -> AsyncIterator[Path]:
-    """Sample this process with py-spy while the block runs; yield the output path."""
+    """Sample this process with py-spy while the block runs; yield the output path.
+
+    With `SADA_PROFILE_GIL=1`, only the thread holding the GIL is sampled: where the CPU goes,
+    rather than where the event loop waits (a socket write waiting for the GIL looks busy).
+    """
     PROFILES.mkdir(parents=True, exist_ok=True)
     out = PROFILES / f"{name}-{time.strftime('%H%M%S')}.txt"
     spy = subprocess.Popen(  # noqa: ASYNC220 - py-spy must attach while this loop runs
         [str(PY_SPY), "record", "--pid", str(os.getpid()), "--rate", str(rate),
-         "--format", "raw", "-o", str(out)],
+         "--format", "raw", "-o", str(out),
+         *(["--gil"] if os.environ.get("SADA_PROFILE_GIL") == "1" else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -83,20 +89,41 @@ async def profile_router(bootstrap: str, n: int, contender: str) -> Path:
     return out
 
 
+async def profile_notifier(n: int, contender: str, *, keep: bool) -> Path:
+    """Profile part 2b's `contender` on the private stack (needs its sink and Maildir)."""
+    from bench import end_to_end, notifier_stage
+
+    await end_to_end.start_stack()
+    try:
+        return await notifier_stage.profile(end_to_end.stack(), n, contender)
+    finally:
+        if not keep:
+            end_to_end.stop_stack()
+
+
 def main() -> None:
     """Parse arguments, profile, print the summary."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("contender", choices=("raw", "router", "rawmongo", "archive"))
+    parser.add_argument(
+        "contender", choices=("raw", "router", "rawmongo", "archive", "rawsmtp", "notifier")
+    )
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--mongo", default="mongodb://127.0.0.1:27017/")
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument(
+        "--keep-stack",
+        action="store_true",
+        help="notifier|rawsmtp run on the bench's private stack (started afresh): leave it up",
+    )
     args = parser.parse_args()
     from bench.cli import quiet_logs
 
     quiet_logs()
     if args.contender in ("raw", "router"):
         out = asyncio.run(profile_router(args.bootstrap, args.n, args.contender))
+    elif args.contender in ("rawsmtp", "notifier"):
+        out = asyncio.run(profile_notifier(args.n, args.contender, keep=args.keep_stack))
     else:
         from bench import archive_stage
 

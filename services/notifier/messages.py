@@ -42,6 +42,7 @@ import jinja2
 from markupsafe import Markup
 
 from services.notifier import mime
+from shared import ids
 from shared.directory import Channel, Unit
 from shared.events import CampaignMembership, SubmissionGrouped, SubmissionRouted
 from shared.models import KIND_LABELS, Answer, ConsultationMark, Submitter
@@ -50,6 +51,7 @@ from shared.scopes import campaign_scope
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 RIYADH: Final = ZoneInfo("Asia/Riyadh")
 NOTIFICATION_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "urn:sada:notification")
+_NOTIFICATION_PREFIX: Final = NOTIFICATION_NAMESPACE.bytes
 SUBJECT_MAX: Final = 200
 SNIPPET_MAX: Final = 80
 
@@ -183,8 +185,9 @@ def notification_key(submission_id: str, unit: str) -> str:
     return f"{submission_id}:{unit}"
 
 
-def _notification_uuid(submission_id: str, unit: str) -> uuid.UUID:
-    return uuid.uuid5(NOTIFICATION_NAMESPACE, notification_key(submission_id, unit))
+def _notification_uuid(submission_id: str, unit: str) -> str:
+    # `str(uuid.uuid5(NOTIFICATION_NAMESPACE, key))`, without building a `UUID` (per e-mail).
+    return ids.uuid5(_NOTIFICATION_PREFIX, notification_key(submission_id, unit))
 
 
 def message_id(submission_id: str, unit: str, domain: str) -> str:
@@ -194,7 +197,7 @@ def message_id(submission_id: str, unit: str, domain: str) -> str:
 
 def boundary(submission_id: str, unit: str) -> str:
     """Return the MIME boundary: deterministic too, so a repeat is the same bytes."""
-    return f"=_sada_{_notification_uuid(submission_id, unit).hex}"
+    return f"=_sada_{_notification_uuid(submission_id, unit).replace('-', '')}"
 
 
 @cache

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiosmtplib
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from structlog.testing import capture_logs
 
 from services.notifier.app import build
 from services.notifier.deferred import DeferredItem
@@ -250,6 +251,21 @@ async def test_a_batch_is_looked_up_once_and_each_email_recorded_with_its_outcom
     assert len(h.mailer.sent) == 3
     assert {e.status for e in h.ledger.entries.values()} == {"sent"}
     assert [o.submission_id for o in h.outcomes] == [e.submission_id for e in events]
+
+
+async def test_a_batch_logs_one_line_with_its_counts_not_a_line_per_email() -> None:
+    events = [
+        support.grouped(support.ARABIC_SAMPLE),
+        support.grouped(support.ENGLISH_SAMPLE),
+    ]
+    async with notifier() as h:
+        with capture_logs() as logs:
+            await h.deliver(*events, events[0])
+    assert len(h.mailer.sent) == 2
+    lines = [line for line in logs if line["log_level"] != "debug"]
+    assert [line["event"] for line in lines] == ["notifications sent"]
+    assert lines[0]["records"] == 3
+    assert (lines[0]["sent"], lines[0]["repeat"]) == (2, 1)
 
 
 async def test_a_permanent_refusal_publishes_failed_and_a_redelivery_does_not_resend() -> None:
