@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from services.archive import metrics
-from services.archive.chain import EMPTY, Head, link_hash
+from services.archive.chain import EMPTY, Head, seal_direct
 from services.archive.records import canonical_json
 from services.archive.store import ArchiveStore
 from shared import ids
@@ -103,19 +103,18 @@ def access_event(access: Access, *, writer: str, producer: Producer) -> ArchiveA
 def seal_access(event: ArchiveAccessed, head: Head, archived_at: datetime) -> Document:
     """Return the `events` document of an access event appended after `head`."""
     canonical = canonical_json(event.model_dump(mode="json"))
-    return {
-        "_id": event.event_id,
-        "submission_id": event.submission_id,
-        "seq": head.seq + 1,
-        "prev_hash": head.hash,
-        "hash": link_hash(head.hash, canonical),
-        "event_type": event.event_type,
-        "client": event.payload.client,  # for queries; `event` (hashed) is what counts
-        "accessed": event.payload.submission_id,
-        "occurred_at": event.occurred_at,
-        "archived_at": archived_at,
-        "event": canonical,
-    }
+    doc = seal_direct(
+        event.event_id,
+        event.submission_id,
+        event.event_type,
+        canonical,
+        head,
+        event.occurred_at,
+        archived_at,
+    )
+    doc["client"] = event.payload.client  # for queries; `event` (hashed) is what counts
+    doc["accessed"] = event.payload.submission_id
+    return doc
 
 
 Waiting = tuple[ArchiveAccessed, "asyncio.Future[None]"]

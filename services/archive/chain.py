@@ -67,6 +67,33 @@ def seal(entry: Entry, head: Head, archived_at: datetime) -> Document:
     return doc
 
 
+def seal_direct(
+    event_id: str,
+    chain_id: str,
+    event_type: str,
+    canonical: str,
+    head: Head,
+    occurred_at: datetime,
+    archived_at: datetime,
+) -> Document:
+    """Return the `events` document of an event the archive writes itself, after `head`.
+
+    The access log and `privacy.erased` records are not consumed from Kafka: no topic, partition
+    or offset, only the chain link.
+    """
+    return {
+        "_id": event_id,
+        "submission_id": chain_id,
+        "seq": head.seq + 1,
+        "prev_hash": head.hash,
+        "hash": link_hash(head.hash, canonical),
+        "event_type": event_type,
+        "occurred_at": occurred_at,
+        "archived_at": archived_at,
+        "event": canonical,
+    }
+
+
 class BreakKind(StrEnum):
     """What a broken link says happened to the chain."""
 

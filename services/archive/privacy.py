@@ -31,7 +31,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.archive import envelope, metrics
-from services.archive.chain import EMPTY, Head, link_hash
+from services.archive.chain import EMPTY, Head, seal_direct
 from services.archive.records import Entry, canonical_json
 from shared import ids
 from shared.events import ErasurePayload, PrivacyErased, Producer
@@ -261,19 +261,9 @@ class KeyVault:
                 ),
             )
             canonical = canonical_json(event.model_dump(mode="json"))
-            doc = {
-                "_id": event.event_id,
-                "submission_id": chain,
-                "seq": head.seq + 1,
-                "prev_hash": head.hash,
-                "hash": link_hash(head.hash, canonical),
-                "event_type": ERASED_EVENT,
-                "reference": None,
-                "occurred_at": now,
-                "archived_at": now,
-                "event": canonical,
-            }
-            head = Head(head.seq + 1, link_hash(head.hash, canonical))
+            doc = seal_direct(event.event_id, chain, ERASED_EVENT, canonical, head, now, now)
+            doc["reference"] = None
+            head = Head(doc["seq"], doc["hash"])
             docs.append(doc)
             written.append(event.event_id)
         await self.events.insert_many(docs, ordered=True)
