@@ -262,12 +262,14 @@ class PartitionLog:
         refused = await self._store.insert_leaves(docs)
         if refused:
             await self._check_refused([docs[i] for i in sorted(refused)])
-        # The heads are independent: written concurrently, one round trip for the batch rather
-        # than one per partition it touched (a batch often touches a dozen).
-        won_all = await asyncio.gather(
-            *(self._write_head(name, old, new) for name, old, new in updates)
-        )
-        for (name, _old, new), won in zip(updates, won_all, strict=True):
+        for name, old, new in updates:
+            fields: Document = {"size": new.size, "last_offset": new.last_offset}
+            fields["frontier"] = new.frontier.to_hex()
+            won = (
+                await self._store.update_head(name, old.size, fields)
+                if old.stored
+                else await self._store.insert_head({"_id": name, **fields})
+            )
             if not won:
                 self._heads.pop(name, None)
                 log.warning("partition log head moved; reloading", log=name)
@@ -275,13 +277,6 @@ class PartitionLog:
             self._heads[name] = new
             self._advanced[name] = LogState(name, new.size, new.frontier.root().hex())
         return len(docs)
-
-    async def _write_head(self, name: str, old: _Head, new: _Head) -> bool:
-        fields: Document = {"size": new.size, "last_offset": new.last_offset}
-        fields["frontier"] = new.frontier.to_hex()
-        if old.stored:
-            return await self._store.update_head(name, old.size, fields)
-        return await self._store.insert_head({"_id": name, **fields})
 
     def take_advanced(self) -> list[LogState]:
         """Return the logs advanced since the last call, as this process made them durable."""
