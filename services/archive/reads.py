@@ -8,6 +8,7 @@ with the `personal_data` scope only, one read of the first members' events for t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections import defaultdict
@@ -148,8 +149,8 @@ async def find_submission(store: ArchiveStore, key: str) -> Found | None:
     chain = await store.chain_for_reference(key) if key.startswith("SADA-") else key
     if chain is None:
         return None
-    snapshots = await store.snapshots([chain])
-    events = await store.chain_events([chain])
+    # One equality read of each collection, side by side: neither needs the other's answer.
+    snapshots, events = await asyncio.gather(store.snapshots([chain]), store.chain_events([chain]))
     if not snapshots and not events:
         return None
     receipts = sorted({str(d["receipt_id"]) for d in events if d.get("receipt_id")} - {chain})
