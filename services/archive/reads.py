@@ -32,6 +32,8 @@ from services.archive.store import ArchiveStore, Position, SnapshotQuery
 Document = dict[str, Any]
 
 MAX_LIMIT = 200
+CHUNK_FACTOR = 4
+"""Snapshots read per listing read, per item asked (see `list_submissions`)."""
 MAX_CHUNKS = 10
 """Reads per listing page before a short page is returned with a cursor to go on."""
 
@@ -70,8 +72,14 @@ class Page:
 async def list_submissions(
     store: ArchiveStore, query: SnapshotQuery, after: Position | None, limit: int
 ) -> Page:
-    """Return a page of submissions matching `query`, each by its current state."""
-    chunk_size = min(limit * 2, 2 * MAX_LIMIT)
+    """Return a page of submissions matching `query`, each by its current state.
+
+    A submission has a snapshot per status it reached (accepted, routed, notified: about three),
+    all with its `created_at`, so a read of `limit` snapshots holds about a third of a page of
+    current ones; reads of `CHUNK_FACTOR` × `limit` fill most pages in one read and one family
+    read (on FerretDB each read is a scan of `submissions`, however few it returns).
+    """
+    chunk_size = min(limit * CHUNK_FACTOR, CHUNK_FACTOR * MAX_LIMIT)
     items: list[Document] = []
     exhausted = False
     for _ in range(MAX_CHUNKS):
