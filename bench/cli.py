@@ -1,9 +1,9 @@
-"""`python -m bench [--runs N] [--quick] [--only router|archive|notifier|e2e|rss|cli]`.
+"""`python -m bench [--runs N] [--quick] [--only router|archive|notifier|e2e|rss|cli|reads]`.
 
 Times the CLI's start-up first (no infrastructure), then starts a private stack (Kafka, FerretDB,
 SMTP sink under `.run/bench`, own ports), runs the parts on it in order (router, archive,
-notifier, end to end with RSS), prints a table, writes `bench/results.json`, and on a full run
-refreshes the results blocks of the READMEs.
+notifier, end to end with RSS, the archive API's reads at `--n` submissions), prints a table,
+writes `bench/results.json`, and on a full run refreshes the results blocks of the READMEs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from shared.logging import configure
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 LOGS = HERE.parent / ".run" / "bench" / "logs"
-PARTS = ("router", "archive", "notifier", "e2e", "rss", "cli")
+PARTS = ("router", "archive", "notifier", "e2e", "rss", "cli", "reads")
 CLI_RUNS = 20  # runs of each command (`bench.cli_startup`); 5 with --quick
 
 
@@ -52,6 +52,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument(
         "--keep-stack", action="store_true", help="leave the private stack running afterwards"
+    )
+    parser.add_argument(
+        "--n", type=int, default=None, help="submissions seeded for `reads` (default 200,000)"
+    )
+    parser.add_argument(
+        "--reads", type=int, default=200, help="timed lookups of each kind for `reads`"
     )
     args = parser.parse_args(argv)
     if args.runs is None:
@@ -106,6 +112,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if parts & {"e2e", "rss"}:
             print("part 3: end to end, part 4: peak RSS")
             results.update(await end_to_end.run(runs=args.runs, quick=args.quick))
+        if "reads" in parts:
+            from bench import archive_reads
+
+            n = args.n or (20_000 if args.quick else 200_000)
+            print(f"part 6: archive API reads at {n:,} submissions")
+            results["reads"] = await archive_reads.run(end_to_end.MONGO_URI, n=n, reads=args.reads)
     finally:
         if not args.keep_stack:
             end_to_end.stop_stack()

@@ -14,6 +14,10 @@ READMES = (HERE / "README.md", HERE.parent / "README.md")
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 
 RSS_LIMIT_MB = 150
+READ_LIMIT_MS = 50
+"""Issue 18: p99 of one submission (`GET /v1/submissions/{key}`) at 200,000 submissions."""
+LIST_LIMIT_MS = 200
+"""Issue 18: p99 of a listing page at 200,000 submissions."""
 P99_LIMIT_S = 1.0
 P99_RATE = 200
 SUSTAINED = 1000
@@ -115,6 +119,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": value <= limit,
                 }
             )
+    for name, figures in ((results.get("reads") or {}).get("reads") or {}).items():
+        limit_ms = READ_LIMIT_MS if name.startswith("by_") else LIST_LIMIT_MS
+        value = figures.get("p99_ms")
+        found.append(
+            {
+                "target": f"archive API `{name}` p99 ≤ {limit_ms} ms",
+                "value": value,
+                "met": value is not None and value <= limit_ms,
+            }
+        )
     for service, rss in (results.get("rss") or {}).items():
         mb = rss.get("peak_mb")
         if mb is not None:
@@ -382,6 +396,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append("")
     if results.get("cli"):
         lines += cli_lines(results["cli"])
+    if results.get("reads"):
+        lines += reads_lines(results["reads"])
     found = results.get("targets") or []
     if found:
         lines += ["| target | measured | met |", "|---|---:|---|"]
@@ -395,6 +411,24 @@ def table(results: dict[str, Any]) -> str:
                 shown = _n(value, 2 if value < 10 else 0)
             lines.append(f"| {t['target']} | {shown} | {'yes' if t['met'] else '**no**'} |")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def reads_lines(reads: dict[str, Any]) -> list[str]:
+    """Return part 6's table: each API read's p50/p99 at the seeded size."""
+    seed = reads.get("seed") or {}
+    size = seed.get("submissions")
+    lines = [
+        f"Part 6 — archive API reads at {_n(size, 0) if size else '?'} submissions:",
+        "",
+        "| read | p50 | p99 | max | n |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, f in (reads.get("reads") or {}).items():
+        lines.append(
+            f"| {name} | {_n(f.get('p50_ms'), 1)} ms | {_n(f.get('p99_ms'), 1)} ms "
+            f"| {_n(f.get('max_ms'), 1)} ms | {f.get('n')} |"
+        )
+    return [*lines, ""]
 
 
 def update_readmes(text: str, paths: tuple[Path, ...] = READMES) -> None:

@@ -144,3 +144,69 @@ def test_setting_only_the_mongo_uri_keeps_the_archive_database(
     assert settings.mongo.database == "sada_archive"
     assert settings.mongo.uri.get_secret_value() == "mongodb://db.internal:27017/"
     assert "t-one" not in repr(settings)
+
+
+class _RecordingCursor:
+    """An async cursor over nothing: the test looks at the query, not at documents."""
+
+    def __init__(self) -> None:
+        self.sorted_by: Any = None
+
+    def sort(self, keys: Any) -> _RecordingCursor:
+        self.sorted_by = keys
+        return self
+
+    def __aiter__(self) -> _RecordingCursor:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        raise StopAsyncIteration
+
+
+class _RecordingCollection:
+    """Records every `find` filter an `ArchiveStore` issues."""
+
+    def __init__(self) -> None:
+        self.filters: list[dict[str, Any]] = []
+
+    def find(self, query: dict[str, Any], *_args: Any, **_kwargs: Any) -> _RecordingCursor:
+        self.filters.append(query)
+        return _RecordingCursor()
+
+
+def _recording_store() -> tuple[Any, _RecordingCollection, _RecordingCollection]:
+    from services.archive.store import MongoArchiveStore
+
+    store = MongoArchiveStore.__new__(MongoArchiveStore)
+    events, submissions = _RecordingCollection(), _RecordingCollection()
+    store.events, store.submissions = events, submissions  # type: ignore[assignment]
+    return store, events, submissions
+
+
+async def test_one_submission_is_read_by_equality_never_by_an_in_of_one() -> None:
+    store, events, submissions = _recording_store()
+    await store.chain_events(["c1"])
+    await store.chain_events(["c1"], brief=True)
+    await store.snapshots(["c1"])
+    assert events.filters == [{"submission_id": "c1"}, {"submission_id": "c1"}]
+    assert submissions.filters == [{"submission_id": "c1"}]
+
+
+async def test_a_few_chains_are_read_by_one_equality_each() -> None:
+    from services.archive.store import EQUALITY_READS
+
+    store, events, submissions = _recording_store()
+    chains = [f"c{i}" for i in range(EQUALITY_READS)]
+    await store.chain_events([*chains, chains[0]])
+    await store.snapshots(chains)
+    assert events.filters == [{"submission_id": c} for c in chains]
+    assert submissions.filters == [{"submission_id": c} for c in chains]
+
+
+async def test_many_chains_are_read_by_one_in() -> None:
+    from services.archive.store import EQUALITY_READS
+
+    store, events, _ = _recording_store()
+    chains = [f"c{i}" for i in range(EQUALITY_READS + 1)]
+    await store.chain_events(chains)
+    assert events.filters == [{"submission_id": {"$in": chains}}]
