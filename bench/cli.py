@@ -1,8 +1,9 @@
-"""`python -m bench [--runs N] [--quick] [--only router|archive|notifier|e2e|rss|cli]`.
+"""`python -m bench [--runs N] [--quick] [--only router|archive|notifier|e2e|rss|cli|scale]`.
 
 Times the CLI's start-up first (no infrastructure), then starts a private stack (Kafka, FerretDB,
 SMTP sink under `.run/bench`, own ports), runs the parts on it in order (router, archive,
-notifier, end to end with RSS), prints a table, writes `bench/results.json`, and on a full run
+notifier, end to end with RSS; then the scale-out part on a fresh stack whose topics have 6
+partitions), prints a table, writes `bench/results.json`, and on a full run
 refreshes the results blocks of the READMEs.
 """
 
@@ -24,7 +25,9 @@ from shared.logging import configure
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 LOGS = HERE.parent / ".run" / "bench" / "logs"
-PARTS = ("router", "archive", "notifier", "e2e", "rss", "cli")
+PARTS = ("router", "archive", "notifier", "e2e", "rss", "cli", "scale")
+SCALE_N, SCALE_N_QUICK = 3_000, 1_000
+"""Submissions per blast of the scale-out part (three blasts: 1 replica, 2, 1 → 2 → 1)."""
 CLI_RUNS = 20  # runs of each command (`bench.cli_startup`); 5 with --quick
 
 
@@ -78,9 +81,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["load_average"]["end"] = machine.load_average()
             results["targets"] = report.targets(results)
             return results
-    from bench import end_to_end
+    from bench import end_to_end, scale_out
 
-    await end_to_end.start_stack()
+    if parts - {"cli", "scale"}:
+        await end_to_end.start_stack()
+    else:
+        await scale_out.start_stack()
     results["stack"] = {"kafka": end_to_end.BOOTSTRAP, "mongo": end_to_end.MONGO_URI}
     try:
         if "router" in parts:
@@ -106,6 +112,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if parts & {"e2e", "rss"}:
             print("part 3: end to end, part 4: peak RSS")
             results.update(await end_to_end.run(runs=args.runs, quick=args.quick))
+        if "scale" in parts:
+            print("part 6: scale-out, 1 vs 2 replicas of router, notifier, archive; rebalancing")
+            if parts - {"cli", "scale"}:  # the other parts' topics have 3 partitions: start over
+                end_to_end.stop_stack()
+                await scale_out.start_stack()
+            n = SCALE_N_QUICK if args.quick else SCALE_N
+            results["scale"] = await scale_out.run(n=n, runs=args.runs)
     finally:
         if not args.keep_stack:
             end_to_end.stop_stack()

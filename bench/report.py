@@ -382,6 +382,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append("")
     if results.get("cli"):
         lines += cli_lines(results["cli"])
+    if results.get("scale"):
+        lines += scale_lines(results["scale"])
     found = results.get("targets") or []
     if found:
         lines += ["| target | measured | met |", "|---|---:|---|"]
@@ -395,6 +397,75 @@ def table(results: dict[str, Any]) -> str:
                 shown = _n(value, 2 if value < 10 else 0)
             lines.append(f"| {t['target']} | {shown} | {'yes' if t['met'] else '**no**'} |")
     return "\n".join(lines).rstrip() + "\n"
+
+
+SCALE_PROCESSES = ("intake", "router", "campaigns", "notifier", "archive", "kafka", "ferretdb")
+
+
+def scale_lines(s: dict[str, Any]) -> list[str]:
+    """Return part 6: 1 vs 2 replicas of router, notifier and archive, then rebalancing."""
+    one, two = s["median"]["one"], s["median"]["two"]
+    runs = len(s["one"])
+    lines = [
+        f"Part 6 — scale-out, {s['partitions']} partitions, {s['n']:,} submissions blasted into "
+        f"the Kafka door, {runs} run(s) each, median; intake and campaigns one process each, "
+        "digests off. Stage rate = submissions ÷ (the group's commits covering them − first "
+        "send); end to end = e-mailed ÷ (last e-mail − first send):",
+        "",
+        "| replicas of router, notifier, archive | end to end/s | router/s | notifier/s "
+        "| archive/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, m in (("1 each", one), ("2 each", two)):
+        st = m["stage_per_s"]
+        lines.append(
+            f"| {label} | {_n(m['end_to_end_per_s'])} | {_n(st['router'])} "
+            f"| {_n(st['notifier'])} | {_n(st['archive'])} |"
+        )
+    lines += [
+        "",
+        "CPU ms per submission during the blast (replicas summed, less each process's idle use):",
+        "",
+        "| replicas | " + " | ".join(SCALE_PROCESSES) + " | smtp sink |",
+        "|---|" + "---:|" * (len(SCALE_PROCESSES) + 1),
+    ]
+    for label, m in (("1 each", one), ("2 each", two)):
+        cpu = m["cpu_ms_per_submission"]
+        cells = [_n(cpu.get(name), 2) for name in (*SCALE_PROCESSES, "smtp sink")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    r = s.get("rebalance")
+    if r:
+        lines += [
+            "",
+            f"Rebalancing: {_n(r['offered_per_s'])} submissions/s for "
+            f"{_n(r['schedule'][-1][0] * 7 / 6)} s, one replica of each stage; each stage's "
+            f"second replica started, later its first stopped ({s['stop_signal']}), one stage at "
+            "a time. Longest pause in the stage's output (router: routed records; notifier: "
+            "e-mails stored by the sink; archive: commits):",
+            "",
+            "| stage | before any change | after its start | after its stop | start → healthy "
+            "| p99 gap |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for stage, p in r.get("pauses", {}).items():
+            lines.append(
+                f"| {stage} | {_n(p.get('before_s'), 2)} s | {_n(p.get('after_start_s'), 2)} s "
+                f"| {_n(p.get('after_stop_s'), 2)} s | {_n(p.get('start_to_healthy_s'), 1)} s "
+                f"| {_n(p.get('p99_gap_s'), 2)} s |"
+            )
+        d, lost = r["duplicates"], r["lost"]
+        lines += [
+            "",
+            f"Duplicates: routed events produced twice {d['routed_events']}, e-mails stored "
+            f"twice {d['emails']}, `notification.sent` answered from the ledger (`repeat`, no "
+            f"e-mail) {d['repeat_records']}, archive events held twice {d['archive_events']}. "
+            f"Not e-mailed {lost['not_emailed']}; archive: {lost['not_archived_at_end']} events "
+            f"missing, {lost['archive_records_behind_at_end']} records not yet committed when "
+            f"the run ended; chain conflicts (lost races, heads re-read) "
+            f"{r.get('archive_chain_conflicts', 0)}.",
+        ]
+    lines.append("")
+    return lines
 
 
 def update_readmes(text: str, paths: tuple[Path, ...] = READMES) -> None:
