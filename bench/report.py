@@ -404,6 +404,18 @@ SCALE_PROCESSES = ("intake", "router", "campaigns", "notifier", "archive", "kafk
 
 def scale_lines(s: dict[str, Any]) -> list[str]:
     """Return part 6: 1 vs 2 replicas of router, notifier and archive, then rebalancing."""
+    lines: list[str] = []
+    if s.get("median"):
+        lines += scale_blast_lines(s)
+    r = s.get("rebalance")
+    if r:
+        lines += rebalance_lines(r, s["stop_signal"])
+    lines.append("")
+    return lines
+
+
+def scale_blast_lines(s: dict[str, Any]) -> list[str]:
+    """Return part 6's 1 vs 2 replicas table and its CPU table."""
     one, two = s["median"]["one"], s["median"]["two"]
     runs = len(s["one"])
     lines = [
@@ -412,8 +424,8 @@ def scale_lines(s: dict[str, Any]) -> list[str]:
         "digests off. Stage rate = submissions ÷ (the group's commits covering them − first "
         "send); end to end = e-mailed ÷ (last e-mail − first send):",
         "",
-        "| replicas of router, notifier, archive | end to end/s | router/s | notifier/s "
-        "| archive/s |",
+        f"| replicas of {', '.join(s.get('scaled', ('router', 'notifier', 'archive')))} "
+        "| end to end/s | router/s | notifier/s | archive/s |",
         "|---|---:|---:|---:|---:|",
     ]
     for label, m in (("1 each", one), ("2 each", two)):
@@ -433,38 +445,40 @@ def scale_lines(s: dict[str, Any]) -> list[str]:
         cpu = m["cpu_ms_per_submission"]
         cells = [_n(cpu.get(name), 2) for name in (*SCALE_PROCESSES, "smtp sink")]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    r = s.get("rebalance")
-    if r:
-        lines += [
-            "",
-            f"Rebalancing: {_n(r['offered_per_s'])} submissions/s for "
-            f"{_n(r['schedule'][-1][0] * 7 / 6)} s, one replica of each stage; each stage's "
-            f"second replica started, later its first stopped ({s['stop_signal']}), one stage at "
-            "a time. Longest pause in the stage's output (router: routed records; notifier: "
-            "e-mails stored by the sink; archive: commits):",
-            "",
-            "| stage | before any change | after its start | after its stop | start → healthy "
-            "| p99 gap |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for stage, p in r.get("pauses", {}).items():
-            lines.append(
-                f"| {stage} | {_n(p.get('before_s'), 2)} s | {_n(p.get('after_start_s'), 2)} s "
-                f"| {_n(p.get('after_stop_s'), 2)} s | {_n(p.get('start_to_healthy_s'), 1)} s "
-                f"| {_n(p.get('p99_gap_s'), 2)} s |"
-            )
-        d, lost = r["duplicates"], r["lost"]
-        lines += [
-            "",
-            f"Duplicates: routed events produced twice {d['routed_events']}, e-mails stored "
-            f"twice {d['emails']}, `notification.sent` answered from the ledger (`repeat`, no "
-            f"e-mail) {d['repeat_records']}, archive events held twice {d['archive_events']}. "
-            f"Not e-mailed {lost['not_emailed']}; archive: {lost['not_archived_at_end']} events "
-            f"missing, {lost['archive_records_behind_at_end']} records not yet committed when "
-            f"the run ended; chain conflicts (lost races, heads re-read) "
-            f"{r.get('archive_chain_conflicts', 0)}.",
-        ]
-    lines.append("")
+    return lines
+
+
+def rebalance_lines(r: dict[str, Any], stop_signal: str) -> list[str]:
+    """Return part 6's rebalancing figures: pauses, duplicates, losses."""
+    lines = [
+        "",
+        f"Rebalancing: {_n(r['offered_per_s'])} submissions/s for {_n(r.get('seconds'))} s, "
+        "one replica of each stage at the start; each stage's second replica started, later its "
+        f"first stopped ({stop_signal}), one stage at a time. Longest pause in the stage's "
+        "output (router: routed records; notifier: e-mails stored by the sink; archive: its "
+        "commits):",
+        "",
+        "| stage | before any change | after its start | after its stop | start → healthy "
+        "| p99 gap |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for stage, p in r.get("pauses", {}).items():
+        lines.append(
+            f"| {stage} | {_n(p.get('before_s'), 2)} s | {_n(p.get('after_start_s'), 2)} s "
+            f"| {_n(p.get('after_stop_s'), 2)} s | {_n(p.get('start_to_healthy_s'), 1)} s "
+            f"| {_n(p.get('p99_gap_s'), 2)} s |"
+        )
+    d, lost = r["duplicates"], r["lost"]
+    lines += [
+        "",
+        f"Duplicates: routed events produced twice {d['routed_events']}, e-mails stored twice "
+        f"{d['emails']}, `notification.sent` answered from the ledger (`repeat`, no e-mail) "
+        f"{d['repeat_records']}, archive events held twice {d['archive_events']}. Not e-mailed "
+        f"{lost['not_emailed']}; archive: {lost['not_archived_at_end']} events missing and "
+        f"{lost['archive_records_behind_at_end']} records not yet committed when the run "
+        "ended; chain conflicts (lost races, heads re-read) "
+        f"{r.get('archive_chain_conflicts', 0)}.",
+    ]
     return lines
 
 

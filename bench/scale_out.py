@@ -49,6 +49,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from bench import end_to_end, kafka, machine
 from bench.cli import quiet_logs
@@ -414,7 +415,9 @@ def stored_mail() -> list[tuple[str, float]]:
 
 async def archived(submissions: set[str]) -> dict[str, int]:
     """Return, over `submissions`, archive events held twice or more and ones missing."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(MONGO_URI)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        MONGO_URI, socketTimeoutMS=120_000, serverSelectionTimeoutMS=10_000
+    )
     try:
         events = client["sada_archive"]["events"]
         pipeline: list[dict[str, Any]] = [
@@ -454,7 +457,7 @@ Change = tuple[float, str, str]
 """(seconds after the first send, "up" or "down", stage): a replica started or stopped."""
 
 
-def schedule(seconds: float) -> list[Change]:
+def schedule(seconds: float, scaled: Sequence[str] = STAGES) -> list[Change]:
     """Return the rebalance run's changes over an offer of `seconds`: one stage at a time.
 
     Each stage gets its second replica, then loses its first, at its own time, so that a pause
@@ -462,8 +465,8 @@ def schedule(seconds: float) -> list[Change]:
     of the offer, down in the second half, evenly spaced.
     """
     step = seconds / 7
-    ups = [(step * (i + 1), "up", stage) for i, stage in enumerate(STAGES)]
-    downs = [(step * (i + 4), "down", stage) for i, stage in enumerate(STAGES)]
+    ups = [(step * (i + 1), "up", stage) for i, stage in enumerate(STAGES) if stage in scaled]
+    downs = [(step * (i + 4), "down", s) for i, s in enumerate(STAGES) if s in scaled]
     return ups + downs
 
 
@@ -539,10 +542,20 @@ async def observe(
         series=commits.series,
         changes=changes,
         cpu_ms=cpu_ms,
-        archive=await archived(expected),
+        archive=await archived_or_unknown(expected),
         conflicts=sum(chain_conflicts(text) for text in archive_logs_since(log_offsets)),
         archive_behind=max(0, targets["archive"] - commits.done("archive")),
     )
+
+
+async def archived_or_unknown(submissions: set[str]) -> dict[str, int | None]:
+    """Return `archived`, or unknowns when the database does not answer in time (a FerretDB
+    busy with a stuck archive's retries scans slowly)."""
+    try:
+        return dict(await archived(submissions))
+    except PyMongoError as exc:
+        print(f"    archive check failed: {type(exc).__name__}", flush=True)
+        return {"events": None, "expected": None, "duplicates": None, "missing": None}
 
 
 def archive_log_sizes() -> dict[Path, int]:
@@ -571,7 +584,7 @@ def summarise(
     series: dict[str, list[tuple[float, int]]],
     changes: dict[str, dict[str, float]],
     cpu_ms: dict[str, float],
-    archive: dict[str, int],
+    archive: dict[str, int | None],
     conflicts: int = 0,
     archive_behind: int = 0,
 ) -> dict[str, Any]:
@@ -680,12 +693,23 @@ def report(label: str, f: dict[str, Any]) -> None:
     print(f"    archive chain conflicts (lost races, re-read heads) {f['archive_chain_conflicts']}")
     if "pauses" in f:
         print(f"    pauses {f['pauses']}")
-    print(f"    CPU ms/submission {f['cpu_ms_per_submission']}")
+    print(f"    CPU ms/submission {f['cpu_ms_per_submission']}", flush=True)
 
 
-async def run(*, n: int, runs: int, kill: bool = False) -> dict[str, Any]:
+async def run(
+    *,
+    n: int,
+    runs: int,
+    kill: bool = False,
+    rate: float | None = None,
+    scaled: Sequence[str] = STAGES,
+) -> dict[str, Any]:
     """Blast `n` at 1 and at 2 replicas of each stage, `runs` times (alternating), then the
     rebalance run (1 → 2 → 1 replicas under a steady rate); return the figures.
+
+    The rebalance run's rate is `rate`, else `REBALANCE_SHARE` of the slowest stage's median
+    with one replica; `runs=0` with a `rate` runs the rebalance alone. Only the `scaled`
+    stages get a second replica; the others stay at one.
     """
     installation = Installation()
     for name in ("intake", "campaigns", *STAGES):
@@ -698,6 +722,7 @@ async def run(*, n: int, runs: int, kill: bool = False) -> dict[str, Any]:
         "n": n,
         "stop_signal": "SIGKILL" if kill else "SIGTERM",
         "notifier_env": end_to_end.INDIVIDUAL,
+        "scaled": list(scaled),
         "one": [],
         "two": [],
     }
@@ -714,24 +739,27 @@ async def run(*, n: int, runs: int, kill: bool = False) -> dict[str, Any]:
                 report(
                     f"run {index + 1}/{runs}, {replicas} replica(s) each, {n:,} blasted", figures
                 )
-                for stage in STAGES:
+                for stage in scaled:
                     if replicas == "one":
                         await installation.add(stage)
                     else:
                         await installation.retire(stage, signal.SIGTERM)
                 await asyncio.sleep(SETTLE_S)
-        results["median"] = {k: run_medians(results[k]) for k in ("one", "two")}
-        slowest = min(v for v in results["median"]["one"]["stage_per_s"].values() if v)
-        rate = round(min(REBALANCE_MAX_RATE, REBALANCE_SHARE * slowest))
+        if runs:
+            results["median"] = {k: run_medians(results[k]) for k in ("one", "two")}
+        if rate is None:
+            slowest = min(v for v in results["median"]["one"]["stage_per_s"].values() if v)
+            rate = round(min(REBALANCE_MAX_RATE, REBALANCE_SHARE * slowest))
         items = workload.build(f"reb-{tag}", int(rate * REBALANCE_SECONDS), http_share=0.0,
                                resubmit_share=0.0)  # fmt: skip
-        changes = schedule(REBALANCE_SECONDS)
+        changes = schedule(REBALANCE_SECONDS, scaled)
         sig = signal.SIGKILL if kill else signal.SIGTERM
         moved = await observe(
             installation, gen, items, rate, idle=idle, changes_at=changes, sig=sig
         )
         moved["offered_per_s"] = rate
         moved["schedule"] = changes
+        moved["seconds"] = REBALANCE_SECONDS
         report(f"rebalance: {rate}/s for {REBALANCE_SECONDS:.0f} s, replicas 1 → 2 → 1", moved)
         results["rebalance"] = moved
         results["load_average"] = machine.load_average()
@@ -762,15 +790,24 @@ def main() -> None:
     """`python -m bench.scale_out`: the part alone, printing JSON (a stack of its own)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=4_000)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=2, help="0: the rebalance run alone")
+    parser.add_argument("--rate", type=float, help="the rebalance run's rate (default: derived)")
     parser.add_argument("--kill", action="store_true", help="retire replicas with SIGKILL")
     parser.add_argument("--keep-stack", action="store_true")
+    parser.add_argument(
+        "--stages",
+        type=lambda text: tuple(text.split(",")),
+        default=STAGES,
+        help="stages given a second replica, comma-separated (default: router,notifier,archive)",
+    )
     args = parser.parse_args()
 
     async def go() -> dict[str, Any]:
         await start_stack()
         try:
-            return await run(n=args.n, runs=args.runs, kill=args.kill)
+            return await run(
+                n=args.n, runs=args.runs, kill=args.kill, rate=args.rate, scaled=args.stages
+            )
         finally:
             if not args.keep_stack:
                 end_to_end.stop_stack()
