@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import Any
 
 import orjson
 import pytest
 
-from bench import scale_out
+from bench import report, scale_out
 
 
 def test_a_pause_is_the_longest_silence_in_the_window_edges_included() -> None:
@@ -83,4 +84,48 @@ def test_the_rebalance_schedule_changes_one_stage_at_a_time_up_then_down() -> No
     ]
     times = [at for at, _, _ in changes]
     assert times == sorted(times)
-    assert times[0] > 0 and times[-1] < 105.0
+    assert times[0] > 0
+    assert times[-1] < 105.0
+
+
+def test_a_stage_left_at_one_replica_is_never_changed_and_the_others_keep_their_times() -> None:
+    both = scale_out.schedule(105.0)
+    two = scale_out.schedule(105.0, ("router", "notifier"))
+    assert [c for c in both if c[2] != "archive"] == two
+
+
+def test_the_report_shows_both_layouts_and_every_stage_s_pauses() -> None:
+    def blast(rate: float) -> dict[str, Any]:
+        return {
+            "end_to_end_per_s": rate,
+            "stage_per_s": {"router": rate * 10, "notifier": rate, "archive": None},
+            "cpu_ms_per_submission": {"notifier": 1.5, "smtp sink": 2.2},
+        }
+
+    rebalance = {
+        "offered_per_s": 40,
+        "seconds": 105.0,
+        "pauses": {"router": {"before_s": 0.2, "after_start_s": 0.3, "after_stop_s": 9.5}},
+        "duplicates": {"routed_events": 0, "emails": 0, "repeat_records": 1, "archive_events": 0},
+        "lost": {"not_emailed": 0, "not_archived_at_end": 0, "archive_records_behind_at_end": 0},
+        "archive_chain_conflicts": 3,
+    }
+    text = "\n".join(
+        report.scale_lines(
+            {
+                "partitions": 6,
+                "n": 3000,
+                "scaled": ["router", "notifier"],
+                "stop_signal": "SIGKILL",
+                "one": [blast(80.0)],
+                "two": [blast(160.0)],
+                "median": {"one": blast(80.0), "two": blast(160.0)},
+                "rebalance": rebalance,
+            }
+        )
+    )
+    assert "| replicas of router, notifier |" in text
+    assert "| 2 each | 160 | 1,600 | 160 | — |" in text
+    assert "| router | 0.20 s | 0.30 s | 9.50 s |" in text
+    assert "(SIGKILL)" in text
+    assert "answered from the ledger (`repeat`, no e-mail) 1" in text
