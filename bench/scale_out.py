@@ -1,29 +1,33 @@
 """Part 6: scale-out — router, notifier and archive at 1 and 2 replicas, and rebalancing.
 
-`python -m bench --only scale` (or `python -m bench.scale_out` on a stack already up). The topics
-have 6 partitions, as in production (docs/topics.md), so a second replica has partitions to take.
-Intake and campaigns run as one process each throughout; the router, the notifier (digests off:
-every submission its own e-mail) and the archive are the stages under test. Three blasts of N
-submissions into the Kafka door, on the same broker and database, the same consumer groups:
+`python -m bench --only scale` (router and notifier scaled, `bench.cli.SCALE_STAGES`) or
+`python -m bench.scale_out` (its own stack; `--stages`, `--kill`, `--rate`, `--runs 0`). The
+topics have 6 partitions, as in production (docs/topics.md), so a second replica has partitions
+to take. Intake and campaigns run as one process each throughout; the router, the notifier
+(digests off: every submission its own e-mail) and the archive are the stages under test, on
+the same broker and database, in the same consumer groups:
 
-1. `one`: one replica of each stage;
-2. `two`: two replicas of each (separate processes, same group), started and settled first;
-3. `rebalance`: one replica of each at the start; each stage's second replica is started when
-   that stage has consumed 25% of its share of the blast, and its first (older) replica is
-   stopped (SIGTERM, or SIGKILL with `--kill`) at 60%, so each group rebalances twice under load.
+1. `one`: N submissions blasted into the Kafka door with one replica of each stage;
+2. `two`: the same with two replicas of each scaled stage (separate processes), started and
+   settled first; 1 and 2 alternate `--runs` times;
+3. `rebalance`: a steady rate (half the slowest stage's one-replica rate) for 105 s, one replica
+   of each at the start; every 15 s one change, one stage at a time: each scaled stage's second
+   replica starts, later its first (older) one stops (SIGTERM, or SIGKILL with `--kill`).
 
-What each blast reports, per stage: its rate (records consumed per second between the first and
-the last movement of its group's committed offsets; the archive consumes five records per
-submission), the end-to-end rate (e-mails ÷ (last e-mail − first send)), the CPU time per
-submission of every process (replicas summed), and for `rebalance` the longest pause in each
-stage's output in the 30 s after each change against its longest pause before the first change.
-Output is what a stage hands on: the router's `submission.routed` records (Kafka timestamps),
-the e-mails the SMTP sink stored (its `X-Sada-Sink-Received-At` header), the archive's committed
-offsets (it produces nothing). Duplicates and losses are counted where the unit and the auditor
-would see them: routed events produced twice (same `event_id`), e-mails stored twice (same
-`Message-ID`), `notification.sent` records flagged `repeat` (the ledger answered, no e-mail),
-archive events per submission and type (the archive dedupes by `_id`), and submissions with no
-e-mail or no archived `notification.sent`.
+Per stage: its rate (N ÷ (when its group's commits covered the blast − first send); the archive
+consumes five records per submission), the end-to-end rate (e-mails ÷ (last e-mail − first
+send)), the CPU time per submission of every process (replicas summed, less idle use), and for
+`rebalance` the longest pause in each stage's output before any change and in the 15 s after
+each of its own. Output is what a stage hands on: the router's `submission.routed` records
+(Kafka timestamps), the e-mails the SMTP sink stored (its `X-Sada-Sink-Received-At` header), the
+archive's committed offsets (it produces nothing). A pause shows only when all of a stage's
+output stops: a stall of the partitions one replica held shows as a slower rate (the latency of
+the submissions on them is the better measure; bench/README.md has it for one run). Duplicates
+and losses are counted where the unit and the auditor would see them: routed events produced
+twice (same `event_id`), e-mails stored twice (same `Message-ID`), `notification.sent` records
+flagged `repeat` (the ledger answered, no e-mail), archive events per submission and type (the
+archive dedupes by `_id`), submissions with no e-mail or no archived event, and the chain
+conflicts the archive logs.
 """
 
 from __future__ import annotations
