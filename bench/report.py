@@ -479,6 +479,20 @@ def rebalance_lines(r: dict[str, Any], stop_signal: str) -> list[str]:
         "ended; chain conflicts (lost races, heads re-read) "
         f"{r.get('archive_chain_conflicts', 0)}.",
     ]
+    if r.get("latency_bins"):
+        worst = ", ".join(
+            f"{b['accepted_s']:.0f} s: {_n(b['max_s'], 1)} s" for b in r["latency_bins"]
+        )
+        changes = "; ".join(
+            f"{stage} " + ", ".join(f"{what} {at:.0f} s" for what, at in c.items())
+            for stage, c in r.get("change_at_s", {}).items()
+            if c
+        )
+        lines += [
+            "",
+            "Accepted → e-mailed, the longest by when submissions were accepted (5 s bins after "
+            f"the first send): {worst}. Changes: {changes}.",
+        ]
     return lines
 
 

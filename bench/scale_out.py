@@ -87,7 +87,10 @@ SETTLE_S = 15.0
 """Wait after starting replicas before a blast, for the groups to settle."""
 ARCHIVED_TYPES = ("submission.accepted", "submission.routed", "notification.sent")
 """Event types the archive must hold exactly once per submission."""
-OUTPUT_TOPICS = (topics.ROUTED, topics.NOTIFICATIONS)
+OUTPUT_TOPICS = (topics.ACCEPTED, topics.ROUTED, topics.NOTIFICATIONS)
+LATENCY_BIN_S = 5.0
+"""The rebalance run's accepted → e-mailed latency is reported by when submissions were accepted,
+in bins this wide: a stall of one replica's partitions shows there, not as a pause in output."""
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -336,6 +339,8 @@ class Outputs:
     sent: Counter[str] = field(default_factory=Counter)
     repeats: int = 0
     message_ids: dict[str, str] = field(default_factory=dict)
+    accepted_at: dict[str, float] = field(default_factory=dict)
+    sent_at: dict[str, float] = field(default_factory=dict)
 
 
 class Reader:
@@ -364,6 +369,9 @@ class Reader:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
             for tp, records in batches.items():
                 for record in records:
+                    if tp.topic == topics.ACCEPTED:  # keyed by submission id
+                        out.accepted_at.setdefault(record.key.decode(), record.timestamp / 1000)
+                        continue
                     event = orjson.loads(record.value)
                     if tp.topic == topics.ROUTED:
                         out.routed_at.append(record.timestamp / 1000)
@@ -372,6 +380,7 @@ class Reader:
                         payload = event.get("payload", {})
                         sid = event["submission_id"]
                         out.sent[sid] += 1
+                        out.sent_at.setdefault(sid, record.timestamp / 1000)
                         out.repeats += bool(payload.get("repeat"))
                         out.message_ids[payload.get("message_id", "")] = sid
 
@@ -635,7 +644,44 @@ def summarise(
     }
     if any(changes.values()):
         figures["pauses"] = pauses(outputs, changes, sent_at)
+        figures["latency_bins"] = latency_bins(
+            {sid: t for sid, t in out.accepted_at.items() if sid in expected},
+            out.sent_at,
+            sent_at,
+        )
+        figures["change_at_s"] = {
+            stage: {what: round(at - sent_at, 1) for what, at in c.items()}
+            for stage, c in changes.items()
+        }
     return figures
+
+
+def latency_bins(
+    accepted: dict[str, float], sent: dict[str, float], start: float, width: float = LATENCY_BIN_S
+) -> list[dict[str, Any]]:
+    """Return accepted → notified latency (p50, max) of submissions by when they were accepted.
+
+    Bins of `width` seconds from `start`; a submission never notified counts in `missing`.
+    """
+    bins: dict[int, list[float]] = {}
+    missing: Counter[int] = Counter()
+    for sid, accepted_at in accepted.items():
+        index = int((accepted_at - start) // width)
+        if sid in sent:
+            bins.setdefault(index, []).append(sent[sid] - accepted_at)
+        else:
+            missing[index] += 1
+    return [
+        {
+            "accepted_s": round(index * width, 1),
+            "n": len(values) + missing[index],
+            "p50_s": round(percentile(values, 50), 2),
+            "max_s": round(max(values, default=float("nan")), 2),
+            "missing": missing[index],
+        }
+        for index in sorted(set(bins) | set(missing))
+        for values in [bins.get(index, [])]
+    ]
 
 
 def pauses(

@@ -109,6 +109,8 @@ def test_the_report_shows_both_layouts_and_every_stage_s_pauses() -> None:
         "duplicates": {"routed_events": 0, "emails": 0, "repeat_records": 1, "archive_events": 0},
         "lost": {"not_emailed": 0, "not_archived_at_end": 0, "archive_records_behind_at_end": 0},
         "archive_chain_conflicts": 3,
+        "latency_bins": [{"accepted_s": 55.0, "n": 200, "p50_s": 1.3, "max_s": 27.4, "missing": 0}],
+        "change_at_s": {"router": {"up": 15.0, "down": 60.0}, "archive": {}},
     }
     text = "\n".join(
         report.scale_lines(
@@ -129,3 +131,14 @@ def test_the_report_shows_both_layouts_and_every_stage_s_pauses() -> None:
     assert "| router | 0.20 s | 0.30 s | 9.50 s |" in text
     assert "(SIGKILL)" in text
     assert "answered from the ledger (`repeat`, no e-mail) 1" in text
+    assert "55 s: 27.4 s. Changes: router up 15 s, down 60 s." in text
+
+
+def test_latency_is_binned_by_when_a_submission_was_accepted_and_the_unsent_are_counted() -> None:
+    accepted = {"a": 100.5, "b": 101.0, "c": 106.0, "d": 107.0}
+    sent = {"a": 101.5, "b": 104.0, "c": 126.0}
+    bins = scale_out.latency_bins(accepted, sent, start=100.0, width=5.0)
+    assert bins == [
+        {"accepted_s": 0.0, "n": 2, "p50_s": 2.0, "max_s": 3.0, "missing": 0},
+        {"accepted_s": 5.0, "n": 2, "p50_s": 20.0, "max_s": 20.0, "missing": 1},
+    ]
