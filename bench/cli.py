@@ -1,9 +1,10 @@
-"""`python -m bench [--runs N] [--quick] [--only router|archive|notifier|e2e|rss|cli|reads]`.
+"""`python -m bench [--runs N] [--quick] [--only router|archive|notifier|e2e|rss|cli|reads|scale]`.
 
 Times the CLI's start-up first (no infrastructure), then starts a private stack (Kafka, FerretDB,
 SMTP sink under `.run/bench`, own ports), runs the parts on it in order (router, archive,
-notifier, end to end with RSS, the archive API's reads at `--n` submissions), prints a table,
-writes `bench/results.json`, and on a full run refreshes the results blocks of the READMEs.
+notifier, end to end with RSS, the archive API's reads at `--n` submissions; then the scale-out
+part on a fresh stack whose topics have 6 partitions), prints a table, writes
+`bench/results.json`, and on a full run refreshes the results blocks of the READMEs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from shared.logging import configure
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 LOGS = HERE.parent / ".run" / "bench" / "logs"
-PARTS = ("router", "archive", "notifier", "e2e", "rss", "cli", "reads")
+PARTS = ("router", "archive", "notifier", "e2e", "rss", "cli", "reads", "scale")
+SCALE_N, SCALE_N_QUICK = 3_000, 1_000
+"""Submissions per blast of the scale-out part (1 replica, then 2, per run; then rebalancing)."""
+SCALE_STAGES = ("router", "notifier")
+"""Stages part 7 runs at two replicas. Not the archive: two archive replicas on FerretDB 1.24
+stop making progress (bench/README.md, "Scale-out"), which would stall `make bench`;
+`python -m bench.scale_out --stages router,notifier,archive` measures it on purpose."""
 CLI_RUNS = 20  # runs of each command (`bench.cli_startup`); 5 with --quick
 
 
@@ -84,9 +91,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["load_average"]["end"] = machine.load_average()
             results["targets"] = report.targets(results)
             return results
-    from bench import end_to_end
+    from bench import end_to_end, scale_out
 
-    await end_to_end.start_stack()
+    if parts - {"cli", "scale"}:
+        await end_to_end.start_stack()
+    else:
+        await scale_out.start_stack()
     results["stack"] = {"kafka": end_to_end.BOOTSTRAP, "mongo": end_to_end.MONGO_URI}
     try:
         if "router" in parts:
@@ -118,6 +128,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             n = args.n or (20_000 if args.quick else 200_000)
             print(f"part 6: archive API reads at {n:,} submissions")
             results["reads"] = await archive_reads.run(end_to_end.MONGO_URI, n=n, reads=args.reads)
+        if "scale" in parts:
+            print("part 7: scale-out, 1 vs 2 replicas of router and notifier; rebalancing")
+            if parts - {"cli", "scale"}:  # the other parts' topics have 3 partitions: start over
+                end_to_end.stop_stack()
+                await scale_out.start_stack()
+            n = SCALE_N_QUICK if args.quick else SCALE_N
+            results["scale"] = await scale_out.run(n=n, runs=args.runs, scaled=SCALE_STAGES)
     finally:
         if not args.keep_stack:
             end_to_end.stop_stack()

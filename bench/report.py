@@ -398,6 +398,8 @@ def table(results: dict[str, Any]) -> str:
         lines += cli_lines(results["cli"])
     if results.get("reads"):
         lines += reads_lines(results["reads"])
+    if results.get("scale"):
+        lines += scale_lines(results["scale"])
     found = results.get("targets") or []
     if found:
         lines += ["| target | measured | met |", "|---|---:|---|"]
@@ -429,6 +431,101 @@ def reads_lines(reads: dict[str, Any]) -> list[str]:
             f"| {_n(f.get('max_ms'), 1)} ms | {f.get('n')} |"
         )
     return [*lines, ""]
+SCALE_PROCESSES = ("intake", "router", "campaigns", "notifier", "archive", "kafka", "ferretdb")
+
+
+def scale_lines(s: dict[str, Any]) -> list[str]:
+    """Return part 6: 1 vs 2 replicas of router, notifier and archive, then rebalancing."""
+    lines: list[str] = []
+    if s.get("median"):
+        lines += scale_blast_lines(s)
+    r = s.get("rebalance")
+    if r:
+        lines += rebalance_lines(r, s["stop_signal"])
+    lines.append("")
+    return lines
+
+
+def scale_blast_lines(s: dict[str, Any]) -> list[str]:
+    """Return part 6's 1 vs 2 replicas table and its CPU table."""
+    one, two = s["median"]["one"], s["median"]["two"]
+    runs = len(s["one"])
+    lines = [
+        f"Part 6 — scale-out, {s['partitions']} partitions, {s['n']:,} submissions blasted into "
+        f"the Kafka door, {runs} run(s) each, median; intake and campaigns one process each, "
+        "digests off. Stage rate = submissions ÷ (the group's commits covering them − first "
+        "send); end to end = e-mailed ÷ (last e-mail − first send):",
+        "",
+        f"| replicas of {', '.join(s.get('scaled', ('router', 'notifier', 'archive')))} "
+        "| end to end/s | router/s | notifier/s | archive/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, m in (("1 each", one), ("2 each", two)):
+        st = m["stage_per_s"]
+        lines.append(
+            f"| {label} | {_n(m['end_to_end_per_s'])} | {_n(st['router'])} "
+            f"| {_n(st['notifier'])} | {_n(st['archive'])} |"
+        )
+    lines += [
+        "",
+        "CPU ms per submission during the blast (replicas summed, less each process's idle use):",
+        "",
+        "| replicas | " + " | ".join(SCALE_PROCESSES) + " | smtp sink |",
+        "|---|" + "---:|" * (len(SCALE_PROCESSES) + 1),
+    ]
+    for label, m in (("1 each", one), ("2 each", two)):
+        cpu = m["cpu_ms_per_submission"]
+        cells = [_n(cpu.get(name), 2) for name in (*SCALE_PROCESSES, "smtp sink")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def rebalance_lines(r: dict[str, Any], stop_signal: str) -> list[str]:
+    """Return part 6's rebalancing figures: pauses, duplicates, losses."""
+    lines = [
+        "",
+        f"Rebalancing: {_n(r['offered_per_s'])} submissions/s for {_n(r.get('seconds'))} s, "
+        "one replica of each stage at the start; each stage's second replica started, later its "
+        f"first stopped ({stop_signal}), one stage at a time. Longest pause in the stage's "
+        "output (router: routed records; notifier: e-mails stored by the sink; archive: its "
+        "commits):",
+        "",
+        "| stage | before any change | after its start | after its stop | start → healthy "
+        "| p99 gap |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for stage, p in r.get("pauses", {}).items():
+        lines.append(
+            f"| {stage} | {_n(p.get('before_s'), 2)} s | {_n(p.get('after_start_s'), 2)} s "
+            f"| {_n(p.get('after_stop_s'), 2)} s | {_n(p.get('start_to_healthy_s'), 1)} s "
+            f"| {_n(p.get('p99_gap_s'), 2)} s |"
+        )
+    d, lost = r["duplicates"], r["lost"]
+    lines += [
+        "",
+        f"Duplicates: routed events produced twice {d['routed_events']}, e-mails stored twice "
+        f"{d['emails']}, `notification.sent` answered from the ledger (`repeat`, no e-mail) "
+        f"{d['repeat_records']}, archive events held twice {d['archive_events']}. Not e-mailed "
+        f"{lost['not_emailed']}; archive: {lost['not_archived_at_end']} events missing and "
+        f"{lost['archive_records_behind_at_end']} records not yet committed when the run "
+        "ended; chain conflicts (lost races, heads re-read) "
+        f"{r.get('archive_chain_conflicts', 0)}.",
+    ]
+    if r.get("latency_bins"):
+        worst = ", ".join(
+            f"{b['accepted_s']:.0f} s: {_n(b['max_s'], 1)} s" for b in r["latency_bins"]
+        )
+        changes = "; ".join(
+            f"{stage} " + ", ".join(f"{what} {at:.0f} s" for what, at in c.items())
+            for stage, c in r.get("change_at_s", {}).items()
+            if c
+        )
+        lines += [
+            "",
+            "Accepted → e-mailed, the longest by when submissions were accepted (5 s bins after "
+            f"the first send): {worst}. Changes: {changes}.",
+        ]
+    return lines
 
 
 def update_readmes(text: str, paths: tuple[Path, ...] = READMES) -> None:
