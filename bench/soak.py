@@ -816,6 +816,8 @@ class Soak:
     workload: Mix = field(default_factory=mix)
     results: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
+    readme: bool = False
+    """Write bench/README.md's table too (after every phase, like the JSON)."""
 
     def expected(self) -> set[str]:
         """Return the ids of every submission offered (a set of N ids)."""
@@ -829,7 +831,7 @@ class Soak:
 
 async def soak(n: int, rate: float, out: Path, readme: bool) -> int:
     """Run the soak; return the exit code (1 when a check failed)."""
-    state = Soak(n, rate)
+    state = Soak(n, rate, readme=readme)
     state.results.update(
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=machine.describe(),
@@ -858,8 +860,6 @@ async def soak(n: int, rate: float, out: Path, readme: bool) -> int:
     state.results["total_s"] = round(time.monotonic() - began, 1)
     state.results["load_average_end"] = machine.load_average()
     save(state, out)
-    if readme:
-        write_readme(state)
     return code
 
 
@@ -868,6 +868,8 @@ def save(state: Soak, out: Path) -> None:
     state.results["checks"] = state.checks
     state.results["ok"] = all(c["ok"] for c in state.checks)
     out.write_text(json.dumps(state.results, indent=1, ensure_ascii=False, default=str) + "\n")
+    if state.readme:
+        write_readme(state)
 
 
 async def measure(state: Soak, services: harness.Cluster, out: Path) -> int:
@@ -878,7 +880,7 @@ async def measure(state: Soak, services: harness.Cluster, out: Path) -> int:
     await watcher.start()
     await lags.start()
     began = time.monotonic()
-    sampler = RssSampler(pids | stack_pids, began)
+    sampler = RssSampler(pids | stack_pids | {"soak tool": os.getpid()}, began)
     sampler.start()
     counts = watcher.counts
     offer = Offer(state.run, state.workload, counts, lags)
@@ -1097,7 +1099,11 @@ def table(results: Mapping[str, Any]) -> str:
         f"{m['versions'].get('ferretdb')}, Python {m['versions'].get('python')}; commit "
         f"{m['commit']}; load average {results['load_average_start'][0]} at the start, "
         f"{(results.get('load_average_end') or ['?'])[0]} at the end; "
-        f"{results.get('total_s', 0) / 60:.0f} minutes in all.",
+        + (
+            f"{results['total_s'] / 60:.0f} minutes in all."
+            if "total_s" in results
+            else "**unfinished: the checks recorded so far.**"
+        ),
         "",
         f"{results['n']:,} submissions ({results['mix']['campaign']:.0%} campaign copies on 5 "
         f"draft laws, {results['mix']['http']:.0%} via HTTP), offered at up to "
@@ -1112,6 +1118,9 @@ def table(results: Mapping[str, Any]) -> str:
         lines.append(
             f"| {c['check']} | {measured} | {c['target']} | {'yes' if c['ok'] else '**no**'} |"
         )
+    tool = results.get("rss", {}).get("soak tool")
+    if tool:
+        lines.append(f"| memory of the soak tool itself | peak {tool['peak_mb']} MB | — | — |")
     if "report" in results:
         r = results["report"]
         lines.append(

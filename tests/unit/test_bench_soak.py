@@ -103,13 +103,13 @@ def test_an_item_is_the_same_whenever_it_is_made_and_its_id_is_intakes() -> None
 
 def test_the_mix_spreads_over_five_draft_laws_and_both_doors() -> None:
     mix = soak.mix()
-    items = [soak.item("run", i, mix) for i in range(2000)]
+    items = [soak.item("run", i, mix) for i in range(1000)]
     on_laws = [i for i in items if i.raw.get("legislation_ref")]
     assert {i.raw["legislation_ref"] for i in on_laws} == set(soak.CONSULTATIONS)
     assert {i.unit for i in on_laws} == {LEGISLATIONS}
-    assert len(on_laws) == 1000
+    assert len(on_laws) == 500
     # the ordinary ones are Voice of the Customer samples (their text may name a draft law)
-    assert sum(1 for i in items if i.unit == VOC) > 900
+    assert sum(1 for i in items if i.unit == VOC) > 450
     assert 0.07 < sum(1 for i in items if i.door == "http") / len(items) < 0.13
 
 
@@ -141,3 +141,6 @@ def test_the_readme_table_lists_every_check_with_its_verdict() -> None:
     assert "load average 0.1" in text
     assert "| a | 1 \\| 2 | ≤ 3 | yes |" in text
     assert "| b | 9 | ≤ 3 | **no** |" in text
+    assert "50 minutes in all" in text
+    del results["total_s"]
+    assert "unfinished" in soak.table(results)
