@@ -75,7 +75,7 @@ from tests.e2e import harness
 from tests.workload import VOC, Item, expected_unit, load_samples
 
 DEFAULT_N = 200_000
-DEFAULT_RATE = 250.0
+DEFAULT_RATE = 300.0
 """Offered per second unless backpressure holds the generator off (above what this machine
 sustains with digests on, ~165/s in the last quiet bench, so the backpressure sets the pace)."""
 CAMPAIGN_SHARE, COMMENT_SHARE, HTTP_SHARE = 0.3, 0.2, 0.1
@@ -106,6 +106,8 @@ without holding up the rest of the run for hours."""
 QUIET_S = 300.0 + 180.0
 """The drain gives up when nothing was notified for this long: the deployed 5-minute digest
 window, its settle time and a margin."""
+SETTLED_S = 30.0
+"""The drain also ends when nothing is on its way (`settled`) for this long."""
 CATCH_UP_S = 900.0
 VERIFY_LIMIT_S = 3600.0
 PROGRESS_EVERY_S = 30.0
@@ -323,6 +325,8 @@ class Counts:
     """`notification.sent` records that are not repeats."""
     repeats: int = 0
     failed: Counter[str] = field(default_factory=Counter)
+    rejected: int = 0
+    """`submission.rejected` records: none of the workload should be."""
     digested: set[str] = field(default_factory=set)
     digests: set[str] = field(default_factory=set)
 
@@ -342,7 +346,7 @@ class Watcher:
     async def start(self) -> None:
         """Assign every partition, positioned at the end, and start reading."""
         await self._consumer.start()
-        watched = (topics.ACCEPTED, topics.GROUPED, topics.NOTIFICATIONS)
+        watched = (topics.ACCEPTED, topics.REJECTED, topics.GROUPED, topics.NOTIFICATIONS)
         parts = [TopicPartition(t, p) for t in watched for p in range(kafka.PARTITIONS)]
         self._consumer.assign(parts)
         await self._consumer.seek_to_end(*parts)
@@ -360,6 +364,8 @@ class Watcher:
                         counts.accepted.add(record.key.decode())
                     elif tp.topic == topics.GROUPED:
                         counts.grouped.add(record.key.decode())
+                    elif tp.topic == topics.REJECTED:
+                        counts.rejected += 1
                     else:
                         self._notification(record.value)
 
@@ -918,7 +924,7 @@ async def measure(state: Soak, services: harness.Cluster, out: Path) -> int:
             f"[{stamp()}] offered {state.n:,} in {offered_s:.0f} s: **{achieved:.1f}/s** "
             f"achieved (held off {offer.held_s:.0f} s; {offer.http:,} via HTTP)"
         )
-        drained = await drain(state, counts, report)
+        drained = await drain(state, counts, lags, report)
         await sampler.stop()
         state.results["drain"] = drained
         await catch_up(lags)
@@ -957,14 +963,38 @@ async def phase(state: Soak, name: str, work: Coroutine[Any, Any, None]) -> None
         )
 
 
-async def drain(state: Soak, counts: Counts, report: Callable[[], None]) -> dict[str, Any]:
-    """Wait until every submission was notified, or nothing was for `QUIET_S` seconds."""
+def settled(counts: Counts, lags: Mapping[str, int]) -> bool:
+    """Return True when nothing is on its way: every submission accepted was grouped and
+    notified (or failed), and no consumer group lags. One that never got that far (refused at
+    a door) will not arrive by waiting: the checks name it."""
+    done = len(counts.sent) + len(counts.failed)
+    return (
+        bool(lags)
+        and not any(lags.values())
+        and len(counts.grouped) >= len(counts.accepted)
+        and done >= len(counts.grouped)
+    )
+
+
+async def drain(
+    state: Soak, counts: Counts, lags: Lags, report: Callable[[], None]
+) -> dict[str, Any]:
+    """Wait until every submission was notified, nothing is on its way for `SETTLED_S`
+    seconds, or nothing was notified for `QUIET_S` seconds."""
     began = time.monotonic()
     seen, changed = -1, began
     last_report = began
+    settled_since: float | None = None
     while True:
         done = len(counts.sent) + len(counts.failed)
         if done >= state.n:
+            break
+        if not settled(counts, lags.lag):
+            settled_since = None
+        elif settled_since is None:
+            settled_since = time.monotonic()
+        elif time.monotonic() - settled_since > SETTLED_S:
+            print(f"[{stamp()}] {state.n - done:,} not notified, nothing on its way")
             break
         if done != seen:
             seen, changed = done, time.monotonic()
@@ -1054,6 +1084,14 @@ async def exactly_once_checks(state: Soak, counts: Counts) -> None:
             "0 missing, 0 twice",
         )
     state.check("notification.failed records", failed == 0, failed, "0")
+    state.check("submission.rejected records", counts.rejected == 0, counts.rejected, "0")
+    refused = sum(state.results.get("offer", {}).get("http_failures", {}).values())
+    state.check(
+        "HTTP door: every submission answered 202",
+        refused == 0,
+        state.results.get("offer", {}).get("http_failures"),
+        "202 each",
+    )
 
 
 async def reads(state: Soak) -> None:

@@ -144,3 +144,19 @@ def test_the_readme_table_lists_every_check_with_its_verdict() -> None:
     assert "50 minutes in all" in text
     del results["total_s"]
     assert "unfinished" in soak.table(results)
+
+
+def test_the_run_is_settled_when_all_accepted_are_notified_and_no_group_lags() -> None:
+    counts = soak.Counts(accepted={"a", "b"}, grouped={"a", "b"}, sent=Counter({"a": 1, "b": 1}))
+    assert soak.settled(counts, {"sada-archive": 0, "sada-notifier": 0})
+
+
+def test_a_submission_waiting_for_its_digest_is_on_its_way() -> None:
+    counts = soak.Counts(accepted={"a", "b"}, grouped={"a", "b"}, sent=Counter({"a": 1}))
+    assert not soak.settled(counts, {"sada-archive": 0})
+
+
+def test_a_lagging_group_or_no_lag_figures_yet_is_not_settled() -> None:
+    counts = soak.Counts(accepted={"a"}, grouped={"a"}, sent=Counter({"a": 1}))
+    assert not soak.settled(counts, {"sada-archive": 12})
+    assert not soak.settled(counts, {})
