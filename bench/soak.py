@@ -498,6 +498,7 @@ class Offer:
         self.offered = 0
         self.http = 0
         self.http_failures: Counter[str] = Counter()
+        self.http_retries = 0
         self.held_s = 0.0
         self._producer = kafka.producer(e2e.BOOTSTRAP)
         self._client = httpx.AsyncClient(
@@ -518,22 +519,31 @@ class Offer:
         return None
 
     async def _post(self, entry: Item) -> None:
+        """POST one submission as a channel does: a 502/503/504 or a broken connection is tried
+        again (intake is idempotent by channel reference), up to 30 times a second apart; every
+        retry is counted, and any final answer but 202 is a failure."""
         headers = {
             "Authorization": f"Bearer local-{entry.raw['channel']}-key",
             "Content-Type": "application/json",
         }
+        outcome = "no answer"
         try:
-            for _ in range(30):  # a 503 is intake saying "not now" (its backpressure)
-                answer = await self._client.post(
-                    "/v1/submissions", content=entry.encoded(), headers=headers
-                )
-                if answer.status_code != 503:
+            for attempt in range(30):
+                if attempt:
+                    self.http_retries += 1
+                    await asyncio.sleep(1.0)
+                try:
+                    answer = await self._client.post(
+                        "/v1/submissions", content=entry.encoded(), headers=headers
+                    )
+                except httpx.TransportError as exc:
+                    outcome = type(exc).__name__
+                    continue
+                outcome = str(answer.status_code)
+                if answer.status_code not in {502, 503, 504}:
                     break
-                await asyncio.sleep(1.0)
-            if answer.status_code != 202:
-                self.http_failures[str(answer.status_code)] += 1
-        except httpx.HTTPError as exc:
-            self.http_failures[type(exc).__name__] += 1
+            if outcome != "202":
+                self.http_failures[outcome] += 1
         finally:
             self._gate.release()
 
@@ -919,6 +929,7 @@ async def measure(state: Soak, services: harness.Cluster, out: Path) -> int:
             "held_s": round(offer.held_s, 1),
             "http": offer.http,
             "http_failures": dict(offer.http_failures),
+            "http_retries": offer.http_retries,
         }
         print(
             f"[{stamp()}] offered {state.n:,} in {offered_s:.0f} s: **{achieved:.1f}/s** "
