@@ -100,7 +100,7 @@ FLAT_GROWTH = 0.10
 """RSS may grow at most this much over the second half of the run."""
 ONE_P99_MS, PAGE_P99_MS = 50.0, 200.0
 READS_ONE, READS_PAGES = 200, 100
-READS_BUDGET_S = 240.0
+READS_BUDGET_S = 120.0
 """Each kind of read stops after this long (fewer samples, then): slow reads fail their check
 without holding up the rest of the run for hours."""
 QUIET_S = 300.0 + 180.0
