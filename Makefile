@@ -80,7 +80,7 @@ e2e: infra-up
 	$(PYTEST) -m e2e tests/e2e
 
 test: lint deploy-check chromium infra-up  ## lint, types, then unit, component, integration and e2e tests on real infrastructure
-	$(PYTEST) tests
+	$(PYTEST) tests --durations=40 --durations-min=5
 
 bench: infra-up  ## throughput and latency against raw aiokafka / PyMongo (not part of `make test`)
 	$(PY) -m bench

@@ -75,7 +75,7 @@ async def test_group_commits_after_handling_and_a_restart_resumes_from_the_commi
 
 
 async def test_ferretdb_stores_documents_and_a_unique_index_rejects_a_duplicate() -> None:
-    client = make_client(MongoSettings(), app_name="infra-test")
+    client = make_client(MongoSettings(uri=infra.MONGO_URI), app_name="infra-test")
     collection = client[infra.unique("it-db")]["things"]
     try:
         await collection.create_index([("natural_key", 1)], unique=True)
