@@ -547,8 +547,13 @@ class Offer:
         finally:
             self._gate.release()
 
-    async def send(self, n: int, rate: float, report: Callable[[], None]) -> float:
-        """Offer submissions 0..n-1 at `rate`/s, holding off under backpressure; return seconds."""
+    async def send(
+        self, n: int, rate: float, report: Callable[[], None], limit_s: float | None = None
+    ) -> float:
+        """Offer submissions 0..n-1 at `rate`/s, holding off under backpressure; return seconds.
+
+        With `limit_s`, stop offering after that long (`self.offered` says how many went).
+        """
         await self._producer.start()
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -558,10 +563,15 @@ class Offer:
         last_report = began
         try:
             for index in range(n):
+                if limit_s is not None and loop.time() - began > limit_s:
+                    break
                 while self.held():
                     waited = loop.time()
                     await asyncio.sleep(0.2)
                     self.held_s += loop.time() - waited
+                    if loop.time() - last_report >= PROGRESS_EVERY_S:
+                        last_report = loop.time()
+                        report()
                 delay = pacer.due(loop.time()) - loop.time()
                 if delay > 0.001:
                     await asyncio.sleep(delay)
@@ -851,6 +861,8 @@ class Soak:
     checks: list[dict[str, Any]] = field(default_factory=list)
     readme: bool = False
     """Write bench/README.md's table too (after every phase, like the JSON)."""
+    minutes: float | None = None
+    """Stop offering after this long (the checks then cover what was offered)."""
 
     def expected(self) -> set[str]:
         """Return the ids of every submission offered (a set of N ids)."""
@@ -862,9 +874,9 @@ class Soak:
         print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {measured} (target {target})", flush=True)
 
 
-async def soak(n: int, rate: float, out: Path, readme: bool) -> int:
+async def soak(n: int, rate: float, out: Path, readme: bool, minutes: float | None = None) -> int:
     """Run the soak; return the exit code (1 when a check failed)."""
-    state = Soak(n, rate, readme=readme)
+    state = Soak(n, rate, readme=readme, minutes=minutes)
     state.results.update(
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=machine.describe(),
@@ -938,7 +950,17 @@ async def measure(state: Soak, services: harness.Cluster, out: Path) -> int:
         )
 
     try:
-        offered_s = await offer.send(state.n, state.rate, report)
+        limit_s = state.minutes * 60 if state.minutes else None
+        offered_s = await offer.send(state.n, state.rate, report, limit_s)
+        state.check(
+            f"all {state.n:,} offered",
+            offer.offered == state.n,
+            f"{offer.offered:,} offered in {offered_s / 60:.1f} minutes"
+            + (f" (the --minutes {state.minutes:g} limit)" if offer.offered < state.n else ""),
+            f"{state.n:,}",
+        )
+        state.n = offer.offered  # the checks below are about what was offered
+        state.results["offered"] = offer.offered
         achieved = state.n / offered_s
         state.results["offer"] = {
             "seconds": round(offered_s, 1),
@@ -1180,7 +1202,8 @@ def table(results: Mapping[str, Any]) -> str:
             else "**unfinished: the checks recorded so far.**"
         ),
         "",
-        f"{results['n']:,} submissions ({results['mix']['campaign']:.0%} campaign copies on 5 "
+        f"{results.get('offered', results['n']):,} of {results['n']:,} submissions "
+        f"({results['mix']['campaign']:.0%} campaign copies on 5 "
         f"draft laws, {results['mix']['http']:.0%} via HTTP), offered at up to "
         f"{results['target_rate']:g}/s with backpressure: **{offer.get('achieved_per_s')}/s "
         f"achieved** ({offer.get('seconds')} s, held off {offer.get('held_s')} s).",
@@ -1235,10 +1258,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="write the table into bench/README.md (default: full-size runs)",
     )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="stop offering after this long; the checks cover what was offered (a failed check "
+        "says how many of --n that was)",
+    )
     args = parser.parse_args(argv)
     readme = args.readme if args.readme is not None else args.n >= DEFAULT_N
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    sys.exit(asyncio.run(soak(args.n, args.rate, args.out, readme)))
+    sys.exit(asyncio.run(soak(args.n, args.rate, args.out, readme, args.minutes)))
 
 
 if __name__ == "__main__":
