@@ -733,6 +733,8 @@ async def api_reads(sample: Sequence[str]) -> dict[str, Any]:
             for filters in LISTINGS:
                 cursor = None
                 for _ in range(5):
+                    if time.monotonic() > budget:
+                        break
                     params = {**filters, "limit": 50, **({"cursor": cursor} if cursor else {})}
                     took, body = await timed_get(client, "/submissions", page_errors, **params)
                     pages.append(took)
