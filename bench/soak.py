@@ -34,8 +34,9 @@ achieved rate is what this machine sustains. After the offer the tool waits for 
 (the window is 5 minutes) and for every consumer group to catch up, then checks.
 
 `--minutes` bounds the offer in time: the checks then cover what was offered, and "all N
-offered" fails, saying how many went. Exits 1 when a check fails. Writes `bench/soak.json` (`--out`) and, for a full-size run (or with
-`--readme`), the results block of bench/README.md.
+offered" fails, saying how many went. Exits 1 when a check fails. Writes `bench/soak.json`
+(`--out`) and, for a full-size run (or with `--readme`), the results block of bench/README.md,
+after every phase.
 """
 
 from __future__ import annotations
