@@ -8,7 +8,7 @@ PY := $(ROOT)/.venv/bin/python
 INFRA := deploy/local/infra.sh
 PYTEST := $(ROOT)/.venv/bin/pytest
 
-.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench bench-report venv dashboard-png contracts chromium report-samples
+.PHONY: help run test deploy-check demo lint fmt typecheck unit component integration e2e infra-up infra-down infra-status infra-logs bench bench-report soak venv dashboard-png contracts chromium report-samples
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -85,6 +85,9 @@ test: lint deploy-check chromium infra-up  ## lint, types, then unit, component,
 bench: infra-up  ## throughput and latency against raw aiokafka / PyMongo (not part of `make test`)
 	$(PY) -m bench
 	$(PY) -m bench.consultation_report
+
+soak: venv  ## 200,000 submissions through the five services, checked exactly once, flat RSS, reads at size (~45 min; not part of `make test`)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 bench-report: infra-up  ## the summary of views of 100,000 of 500,000 submissions (bench/README.md)
 	$(PY) -m bench.consultation_report
