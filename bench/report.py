@@ -431,6 +431,8 @@ def reads_lines(reads: dict[str, Any]) -> list[str]:
             f"| {_n(f.get('max_ms'), 1)} ms | {f.get('n')} |"
         )
     return [*lines, ""]
+
+
 SCALE_PROCESSES = ("intake", "router", "campaigns", "notifier", "archive", "kafka", "ferretdb")
 
 
