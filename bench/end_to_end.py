@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from bench import kafka, machine
 from bench.stats import median, percentile
@@ -261,12 +261,7 @@ class Collector:
 
     async def start(self) -> None:
         """Assign every partition, positioned at the end, and start reading."""
-        await self._consumer.start()
-        parts = [TopicPartition(t, p) for t in WATCHED for p in range(kafka.PARTITIONS)]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:
-            await self._consumer.position(tp)
+        await kafka.tail_from_end(self._consumer, WATCHED, kafka.PARTITIONS)
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -17,6 +17,20 @@ from shared.settings import KafkaSettings
 
 PARTITIONS = 3
 """Partitions of every benchmark topic: what `make run` creates (deploy/local/topics.py)."""
+
+
+async def tail_from_end(consumer: AIOKafkaConsumer, names: Iterable[str], partitions: int) -> None:
+    """Start `consumer` on every partition of `names`, positioned at its current end.
+
+    The benchmarks' readers watch only what a run produces; `position` is awaited so the end is
+    fixed now, before the run sends anything, not at the first fetch.
+    """
+    await consumer.start()
+    parts = [TopicPartition(t, p) for t in names for p in range(partitions)]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)
 
 
 def producer(bootstrap: str, **extra: object) -> AIOKafkaProducer:

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pymongo import AsyncMongoClient
@@ -355,12 +355,7 @@ class Reader:
 
     async def start(self) -> None:
         """Assign every partition at its end and start reading."""
-        await self._consumer.start()
-        parts = [TopicPartition(t, p) for t in OUTPUT_TOPICS for p in range(PARTITIONS)]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:
-            await self._consumer.position(tp)
+        await kafka.tail_from_end(self._consumer, OUTPUT_TOPICS, PARTITIONS)
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:

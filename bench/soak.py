@@ -65,7 +65,7 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import end_to_end as e2e
@@ -347,13 +347,8 @@ class Watcher:
 
     async def start(self) -> None:
         """Assign every partition, positioned at the end, and start reading."""
-        await self._consumer.start()
         watched = (topics.ACCEPTED, topics.REJECTED, topics.GROUPED, topics.NOTIFICATIONS)
-        parts = [TopicPartition(t, p) for t in watched for p in range(kafka.PARTITIONS)]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:
-            await self._consumer.position(tp)
+        await kafka.tail_from_end(self._consumer, watched, kafka.PARTITIONS)
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
