@@ -8,7 +8,6 @@ with the `personal_data` scope only, one read of the first members' events for t
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections import defaultdict
@@ -32,8 +31,6 @@ from services.archive.store import ArchiveStore, Position, SnapshotQuery
 Document = dict[str, Any]
 
 MAX_LIMIT = 200
-CHUNK_FACTOR = 4
-"""Snapshots read per listing read, per item asked (see `list_submissions`)."""
 MAX_CHUNKS = 10
 """Reads per listing page before a short page is returned with a cursor to go on."""
 
@@ -72,14 +69,8 @@ class Page:
 async def list_submissions(
     store: ArchiveStore, query: SnapshotQuery, after: Position | None, limit: int
 ) -> Page:
-    """Return a page of submissions matching `query`, each by its current state.
-
-    A submission has a snapshot per status it reached (accepted, routed, notified: about three),
-    all with its `created_at`, so a read of `limit` snapshots holds about a third of a page of
-    current ones; reads of `CHUNK_FACTOR` × `limit` fill most pages in one read and one family
-    read (on FerretDB each read is a scan of `submissions`, however few it returns).
-    """
-    chunk_size = min(limit * CHUNK_FACTOR, CHUNK_FACTOR * MAX_LIMIT)
+    """Return a page of submissions matching `query`, each by its current state."""
+    chunk_size = min(limit * 2, 2 * MAX_LIMIT)
     items: list[Document] = []
     exhausted = False
     for _ in range(MAX_CHUNKS):
@@ -157,8 +148,8 @@ async def find_submission(store: ArchiveStore, key: str) -> Found | None:
     chain = await store.chain_for_reference(key) if key.startswith("SADA-") else key
     if chain is None:
         return None
-    # One equality read of each collection, side by side: neither needs the other's answer.
-    snapshots, events = await asyncio.gather(store.snapshots([chain]), store.chain_events([chain]))
+    snapshots = await store.snapshots([chain])
+    events = await store.chain_events([chain])
     if not snapshots and not events:
         return None
     receipts = sorted({str(d["receipt_id"]) for d in events if d.get("receipt_id")} - {chain})

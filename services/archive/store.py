@@ -17,7 +17,6 @@ MongoDB 7+ runs the same calls with its indexes; no transactions, no `$lookup`, 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,15 +68,6 @@ CAMPAIGN_WRITE_CHUNK = UPDATES_PER_COMMAND
 with room for other replicas' commands and every other read sharing its connection pool."""
 
 QueryIndexes = Literal["auto", "always", "never"]
-
-EQUALITY_READS = 4
-"""Chains read by one equality query each, side by side, rather than by one `$in`.
-
-Equality on `submission_id` is what MongoDB's indexes serve best (one submission's timeline: one
-index seek per collection), and an `$in` of one key is a scan on FerretDB 1.24. Beyond a few keys
-one `$in` is cheaper there: FerretDB 1.24 answers every read by scanning the collection (explain:
-`SCAN`, `filterPushdown: false`; measured in `bench/archive_reads.py`), so each query is a scan,
-while on MongoDB an `$in` on an indexed field is one seek per key either way."""
 
 SWEEP_BATCH = 1000
 """Documents per cursor batch in a full sweep: about 1-2 MB of events held at a time."""
@@ -225,23 +215,6 @@ def _keyset(field: str, after: Position, *, descending: bool) -> list[Document]:
     return [{field: {op: after.at}}, {field: after.at, "_id": {op: after.id}}]
 
 
-async def by_chain(
-    collection: AsyncCollection[Document],
-    chain_ids: Sequence[str],
-    fields: Mapping[str, int] | None = None,
-) -> list[Document]:
-    """Return the documents of each chain, one equality read per chain, all at once.
-
-    The caller bounds how many (`EQUALITY_READS`); each read holds one chain's documents.
-    """
-
-    async def one(chain: str) -> list[Document]:
-        return [doc async for doc in collection.find({"submission_id": chain}, fields)]
-
-    found = await asyncio.gather(*(one(chain) for chain in dict.fromkeys(chain_ids)))
-    return [doc for docs in found for doc in docs]
-
-
 class MongoArchiveStore:
     """`ArchiveStore` on MongoDB or FerretDB."""
 
@@ -323,17 +296,10 @@ class MongoArchiveStore:
     async def chain_events(
         self, chain_ids: Sequence[str], *, brief: bool = False
     ) -> list[Document]:
-        """Return the events of `chain_ids` by chain and position; `brief` keeps only the head.
-
-        A few chains are read by equality on `submission_id`, side by side (`by_chain`); more
-        (a listing page's, a batch's) in one `$in` read.
-        """
+        """Return the events of `chain_ids` by chain and position; `brief` keeps only the head."""
         if not chain_ids:
             return []
         fields = {"submission_id": 1, "seq": 1, "hash": 1, "archived_at": 1} if brief else None
-        if len(set(chain_ids)) <= EQUALITY_READS:
-            found = await by_chain(self.events, chain_ids, fields)
-            return sorted(found, key=lambda doc: (doc["submission_id"], doc["seq"]))
         cursor = self.events.find({"submission_id": {"$in": list(chain_ids)}}, fields).sort(
             [("submission_id", ASCENDING), ("seq", ASCENDING)]
         )
@@ -347,25 +313,15 @@ class MongoArchiveStore:
         """Return every snapshot of `chain_ids`."""
         if not chain_ids:
             return []
-        if len(set(chain_ids)) <= EQUALITY_READS:
-            return await by_chain(self.submissions, chain_ids)
         cursor = self.submissions.find({"submission_id": {"$in": list(chain_ids)}})
         return [doc async for doc in cursor]
 
     async def chain_for_reference(self, reference: str) -> str | None:
-        """Return the chain (submission) id with this human reference, if any.
-
-        A submission's chain is preferred to a dead letter's carrying its reference. Any one
-        snapshot names the chain, so the read stops at the first: on FerretDB, which scans, that
-        is half the collection on average instead of all of it; a second read (the whole
-        collection) is only for a reference no submission has.
-        """
-        fields = {"submission_id": 1}
-        wanted = {"reference": reference, "record": RecordType.SUBMISSION.value}
-        found = await self.submissions.find_one(wanted, fields)
-        if found is None:
-            found = await self.submissions.find_one({"reference": reference}, fields)
-        return str(found["submission_id"]) if found else None
+        """Return the chain (submission) id with this human reference, if any."""
+        cursor = self.submissions.find({"reference": reference}, {"submission_id": 1, "record": 1})
+        found = [doc async for doc in cursor]
+        found.sort(key=lambda doc: doc.get("record") != RecordType.SUBMISSION.value)
+        return str(found[0]["submission_id"]) if found else None
 
     async def list_snapshots(
         self, query: SnapshotQuery, after: Position | None, limit: int

@@ -200,37 +200,3 @@ async def test_campaigns_are_listed_by_scope_largest_first_then_by_id_in_pages(
     assert seen == expected
     other = await store.list_campaigns("unit:voice_of_customer", None, 10)
     assert [d["_id"] for d in other] == ["c-x"]
-
-
-async def test_a_reference_names_its_submission_before_a_dead_letter_carrying_it(
-    store: MongoArchiveStore,
-) -> None:
-    def snap(chain: str, record: str, reference: str, rank: int) -> dict[str, object]:
-        return {
-            "_id": f"{chain}:{rank}:1",
-            "submission_id": chain,
-            "record": record,
-            "reference": reference,
-            "rank": rank,
-        }
-
-    await store.insert_snapshots(
-        [
-            snap("dead", "deadletter", "SADA-AAAA-BBBB", 0),
-            snap("sub", "submission", "SADA-AAAA-BBBB", 1),
-            snap("sub", "submission", "SADA-AAAA-BBBB", 2),
-            snap("lonely", "deadletter", "SADA-CCCC-DDDD", 0),
-        ]
-    )
-    assert await store.chain_for_reference("SADA-AAAA-BBBB") == "sub"
-    assert await store.chain_for_reference("SADA-CCCC-DDDD") == "lonely"
-    assert await store.chain_for_reference("SADA-EEEE-FFFF") is None
-
-
-async def test_one_chain_is_read_whole_and_in_order_by_equality(store: MongoArchiveStore) -> None:
-    await store.insert_events([_doc("e2", "s", 1), _doc("e1", "s", 0), _doc("x", "t", 0)])
-    assert [d["_id"] for d in await store.chain_events(["s"])] == ["e1", "e2"]
-    chains = [f"c{i}" for i in range(6)]
-    await store.insert_events([_doc(f"e{c}", c, 0) for c in chains])
-    assert [d["submission_id"] for d in await store.chain_events(chains[:3])] == chains[:3]
-    assert [d["submission_id"] for d in await store.chain_events(chains)] == chains
