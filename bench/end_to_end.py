@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 
 from bench import kafka, machine
 from bench.stats import median, percentile
@@ -249,20 +248,12 @@ class Seen:
     digested: set[str] = field(default_factory=set)
 
 
-class Collector:
+class Collector(kafka.TailReader):
     """Reads the accepted, routed and notifications topics from their ends, by key."""
 
     def __init__(self) -> None:
+        super().__init__(BOOTSTRAP, WATCHED, kafka.PARTITIONS)
         self.seen = Seen()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Assign every partition, positioned at the end, and start reading."""
-        await kafka.tail_from_end(self._consumer, WATCHED, kafka.PARTITIONS)
-        self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         where = {
@@ -282,14 +273,6 @@ class Collector:
                         into[key] = record.timestamp / 1000
                         if tp.topic == topics.NOTIFICATIONS and DIGEST_MARK in record.value:
                             self.seen.digested.add(key)
-
-    async def stop(self) -> None:
-        """Stop reading."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
 
 
 def submission_id(item: workload.Item) -> str:

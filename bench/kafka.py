@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,18 +20,40 @@ PARTITIONS = 3
 """Partitions of every benchmark topic: what `make run` creates (deploy/local/topics.py)."""
 
 
-async def tail_from_end(consumer: AIOKafkaConsumer, names: Iterable[str], partitions: int) -> None:
-    """Start `consumer` on every partition of `names`, positioned at its current end.
+class TailReader:
+    """Reads every partition of some topics from their current ends, in a background task.
 
-    The benchmarks' readers watch only what a run produces; `position` is awaited so the end is
-    fixed now, before the run sends anything, not at the first fetch.
+    The benchmarks' readers watch only what a run produces; `position` is awaited in `start` so
+    the end is fixed then, before the run sends anything, not at the first fetch. A subclass
+    says what it does with the records in `_read`, polling `self._consumer`.
     """
-    await consumer.start()
-    parts = [TopicPartition(t, p) for t in names for p in range(partitions)]
-    consumer.assign(parts)
-    await consumer.seek_to_end(*parts)
-    for tp in parts:
-        await consumer.position(tp)
+
+    def __init__(self, bootstrap: str, names: Sequence[str], partitions: int) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+        )
+        self._parts = [TopicPartition(t, p) for t in names for p in range(partitions)]
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Assign every partition, positioned at its end, and start reading."""
+        await self._consumer.start()
+        self._consumer.assign(self._parts)
+        await self._consumer.seek_to_end(*self._parts)
+        for tp in self._parts:
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop reading."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
 
 
 def producer(bootstrap: str, **extra: object) -> AIOKafkaProducer:

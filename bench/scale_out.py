@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pymongo import AsyncMongoClient
@@ -343,20 +342,12 @@ class Outputs:
     sent_at: dict[str, float] = field(default_factory=dict)
 
 
-class Reader:
+class Reader(kafka.TailReader):
     """Reads the routed and notifications topics from their ends (all 6 partitions)."""
 
     def __init__(self) -> None:
+        super().__init__(BOOTSTRAP, OUTPUT_TOPICS, PARTITIONS)
         self.out = Outputs()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Assign every partition at its end and start reading."""
-        await kafka.tail_from_end(self._consumer, OUTPUT_TOPICS, PARTITIONS)
-        self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         out = self.out
@@ -378,14 +369,6 @@ class Reader:
                         out.sent_at.setdefault(sid, record.timestamp / 1000)
                         out.repeats += bool(payload.get("repeat"))
                         out.message_ids[payload.get("message_id", "")] = sid
-
-    async def stop(self) -> None:
-        """Stop reading."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
 
 
 def mail_count() -> int:

@@ -333,23 +333,13 @@ class Counts:
     digests: set[str] = field(default_factory=set)
 
 
-class Watcher:
+class Watcher(kafka.TailReader):
     """Reads the accepted, grouped and notifications topics from their ends."""
 
     def __init__(self) -> None:
-        self.counts = Counts()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=e2e.BOOTSTRAP,
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=4 << 20,
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Assign every partition, positioned at the end, and start reading."""
         watched = (topics.ACCEPTED, topics.REJECTED, topics.GROUPED, topics.NOTIFICATIONS)
-        await kafka.tail_from_end(self._consumer, watched, kafka.PARTITIONS)
-        self._task = asyncio.create_task(self._read())
+        super().__init__(e2e.BOOTSTRAP, watched, kafka.PARTITIONS)
+        self.counts = Counts()
 
     async def _read(self) -> None:
         counts = self.counts
@@ -380,14 +370,6 @@ class Watcher:
             if payload.get("digest"):
                 self.counts.digested.add(sid)
                 self.counts.digests.add(payload["digest"]["digest_id"])
-
-    async def stop(self) -> None:
-        """Stop reading."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
 
 
 class Lags:
