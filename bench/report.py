@@ -437,7 +437,7 @@ SCALE_PROCESSES = ("intake", "router", "campaigns", "notifier", "archive", "kafk
 
 
 def scale_lines(s: dict[str, Any]) -> list[str]:
-    """Return part 6: 1 vs 2 replicas of router, notifier and archive, then rebalancing."""
+    """Return part 7: 1 vs 2 replicas of router, notifier and archive, then rebalancing."""
     lines: list[str] = []
     if s.get("median"):
         lines += scale_blast_lines(s)
@@ -449,11 +449,11 @@ def scale_lines(s: dict[str, Any]) -> list[str]:
 
 
 def scale_blast_lines(s: dict[str, Any]) -> list[str]:
-    """Return part 6's 1 vs 2 replicas table and its CPU table."""
+    """Return part 7's 1 vs 2 replicas table and its CPU table."""
     one, two = s["median"]["one"], s["median"]["two"]
     runs = len(s["one"])
     lines = [
-        f"Part 6 — scale-out, {s['partitions']} partitions, {s['n']:,} submissions blasted into "
+        f"Part 7 — scale-out, {s['partitions']} partitions, {s['n']:,} submissions blasted into "
         f"the Kafka door, {runs} run(s) each, median; intake and campaigns one process each, "
         "digests off. Stage rate = submissions ÷ (the group's commits covering them − first "
         "send); end to end = e-mailed ÷ (last e-mail − first send):",
@@ -483,7 +483,7 @@ def scale_blast_lines(s: dict[str, Any]) -> list[str]:
 
 
 def rebalance_lines(r: dict[str, Any], stop_signal: str) -> list[str]:
-    """Return part 6's rebalancing figures: pauses, duplicates, losses."""
+    """Return part 7's rebalancing figures: pauses, duplicates, losses."""
     lines = [
         "",
         f"Rebalancing: {_n(r['offered_per_s'])} submissions/s for {_n(r.get('seconds'))} s, "

@@ -1,4 +1,4 @@
-"""Part 6: scale-out — router, notifier and archive at 1 and 2 replicas, and rebalancing.
+"""Part 7: scale-out — router, notifier and archive at 1 and 2 replicas, and rebalancing.
 
 `python -m bench --only scale` (router and notifier scaled, `bench.cli.SCALE_STAGES`) or
 `python -m bench.scale_out` (its own stack; `--stages`, `--kill`, `--rate`, `--runs 0`). The
