@@ -519,7 +519,7 @@ async def run(*, runs: int, quick: bool) -> dict[str, Any]:
     Then the notifier is restarted with digests on (a 10 s window) and offered 500/s for
     `DIGEST_SECONDS`, `runs` times, then the blast again.
     """
-    rates = [25, 100, 200] if quick else [25, 50, 100, 200, 500, 1000]
+    rates = [25, 100, 150, 200] if quick else [25, 50, 100, 150, 200, 500, 1000]
     seconds = 5 if quick else 15
     digest_seconds = 10 if quick else DIGEST_SECONDS
     blast_cap = 3_000 if quick else 20_000

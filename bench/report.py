@@ -22,7 +22,10 @@ P99_LIMIT_S = 1.0
 P99_RATE = 200
 SUSTAINED = 1000
 DIGEST_SUSTAINED = 500
-INDIVIDUAL_P99_RATE = 25
+INDIVIDUAL_P99_RATES = (25, 150)
+"""Individual mode: issue 9 asked p99 ≤ 1 s at 25/s, issue 18 (item 3) at 150/s."""
+ROUTER_RATIO = 0.6
+"""Issue 18: the router at ≥ 60% of raw aiokafka pass-through (issue 9 asked 50%)."""
 NOTIFIER_RATIO = 0.5
 
 
@@ -48,7 +51,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if "router" in results:
         value = results["router"]["ratio"]
         found.append(
-            {"target": "router ≥ 50% of raw aiokafka", "value": value, "met": value >= 0.5}
+            {
+                "target": f"router ≥ {ROUTER_RATIO:.0%} of raw aiokafka",
+                "value": value,
+                "met": value >= ROUTER_RATIO,
+            }
         )
     if "archive" in results:
         value = results["archive"]["ratio"]
@@ -75,7 +82,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": sustained >= SUSTAINED,
                 }
             )
-        for rate, label in ((P99_RATE, ""), (INDIVIDUAL_P99_RATE, ", individual mode")):
+        individual = [(rate, ", individual mode") for rate in INDIVIDUAL_P99_RATES]
+        for rate, label in ((P99_RATE, ""), *individual):
             at_rate = [s for s in e2e.get("rates", []) if s["offered_per_s"] == rate]
             p99 = at_rate[0]["median"]["accepted_to_emailed_p99_s"] if at_rate else None
             found.append(
