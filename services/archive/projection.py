@@ -17,9 +17,10 @@ the archive fall hopelessly behind. Inserts stay constant-time.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,13 @@ from services.archive.status import RANK, RecordType, Status, rank_of
 Document = dict[str, Any]
 
 FACT_FIELDS = ("channel", "kind", "language", "unit", "rule_id", "receipt_id")
+_SLOT = {name: i for i, name in enumerate(FACT_FIELDS)}
+_SHARED = frozenset(FACT_FIELDS) - {"receipt_id"}
+"""Facts whose values repeat across submissions (a channel, a unit): one string each, interned."""
+Facts = tuple[str | None, ...]
+"""A chain's facts in `FACT_FIELDS` order, None where unknown: a tuple, not a dict, because the
+cache holds one per chain (88 bytes against 272 for six entries; docs/capacity.md)."""
+NO_FACTS: Facts = (None,) * len(FACT_FIELDS)
 
 
 @dataclass(slots=True)
@@ -39,7 +47,7 @@ class ChainState:
     head: Head = EMPTY
     record: RecordType | None = None
     reference: str | None = None
-    facts: dict[str, str] = field(default_factory=dict)
+    facts: Facts = NO_FACTS
     created_at: datetime | None = None
     first_event_at: datetime | None = None
     best_rank: int | None = None
@@ -52,16 +60,28 @@ class ChainState:
     @property
     def known(self) -> int:
         """How many facts are known: a snapshot's revision."""
-        return len(self.facts) + (1 if self.reference else 0)
+        return sum(value is not None for value in self.facts) + (1 if self.reference else 0)
+
+    def fact(self, name: str) -> str | None:
+        """Return the known value of the fact `name`, or None."""
+        return self.facts[_SLOT[name]]
+
+    def add_fact(self, name: str, value: object) -> None:
+        """Keep `value` for `name` unless one is known (first value wins; facts do not change)."""
+        slot = _SLOT[name]
+        if not value or not isinstance(value, str) or self.facts[slot] is not None:
+            return
+        facts = list(self.facts)
+        shared = name in _SHARED and type(value) is str  # an enum member is one object already
+        facts[slot] = sys.intern(value) if shared else value
+        self.facts = tuple(facts)
 
     def learn(self, entry: Entry) -> None:
         """Merge what `entry` says (first value wins; a submission's facts do not change)."""
         self.record = _better_record(self.record, entry.facts.record)
         self.reference = self.reference or entry.reference
         for name in FACT_FIELDS:
-            value = getattr(entry.facts, name)
-            if value and name not in self.facts:
-                self.facts[name] = value
+            self.add_fact(name, getattr(entry.facts, name))
         if self.first_event_at is None or entry.occurred_at < self.first_event_at:
             self.first_event_at = entry.occurred_at
 
@@ -122,8 +142,7 @@ def state_from_store(
             state.record = _better_record(state.record, RecordType(record))
         state.reference = state.reference or snap.get("reference")
         for name in FACT_FIELDS:
-            if snap.get(name) and name not in state.facts:
-                state.facts[name] = snap[name]
+            state.add_fact(name, snap.get(name))
         for name in ("created_at", "first_event_at"):
             value = snap.get(name)
             if isinstance(value, datetime) and (
@@ -150,7 +169,7 @@ def snapshot(
 ) -> Document:
     """Return the `submissions` snapshot of `chain_id` at `status`, with every known fact."""
     rank, revision = RANK[status], state.known
-    facts = {name: state.facts[name] for name in FACT_FIELDS if name in state.facts}
+    facts = {name: value for name, value in zip(FACT_FIELDS, state.facts, strict=True) if value}
     doc: Document = {
         "_id": f"{chain_id}:{rank}:{revision}",
         "submission_id": chain_id,

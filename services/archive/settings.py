@@ -191,13 +191,18 @@ class ArchiveSettings(ServiceSettings):
         description="How long a read waits for its access event to be stored before 503.",
     )
     head_cache_size: int = Field(
-        # ~1 KB a chain (head, facts, timestamps): 20,000 is ~20 MB, about 100 s of traffic at
-        # 100 submissions/s, far more than the seconds between one submission's events, and
-        # keeps the service under its 150 MB budget. A miss costs one re-read of the head.
-        default=20_000,
+        # ~0.75 KB a chain (head, facts as a tuple, timestamps): 100,000 is ~75 MB. It must cover
+        # the chains between a submission's first event and its last one as this process reads
+        # them: a digest's `notification.sent` comes a window (5 min) plus the settle time
+        # later, and a backlog spreads one submission's events apart. A miss costs a re-read
+        # of the head: an indexed read on MongoDB, three scans of the events and submissions
+        # on FerretDB 1.24, which at 20,000 made the soak's archive fall from ~600 to ~17
+        # records/s (bench/README.md, the soak).
+        default=100_000,
         ge=0,
-        description="Chain heads kept in memory (~1 KB each), so appending needs no database "
-        "read; a chain pushed out is re-read when its next event comes.",
+        description="Chain heads kept in memory (~0.75 KB each), so appending needs no database "
+        "read; a chain pushed out is re-read when its next event comes. Size it to the chains "
+        "one archive process sees over the digest window plus its worst lag.",
     )
     query_indexes: QueryIndexes = Field(
         default="auto",
