@@ -59,6 +59,10 @@ KEYS_PER_EVENT: Final = 1000
 """Key ids named by one `privacy.erased` event at most (a retention run may write several)."""
 
 
+_Split = tuple[dict[str, Any], list[envelope.Secret], str]
+"""An event split once: (redacted, secrets, event id)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     """The data key sealing one person's (or anonymous chain's) events of one day."""
@@ -83,25 +87,26 @@ class KeyVault:
     async def protect(self, entries: Sequence[Entry], now: datetime) -> list[Entry]:
         """Return `entries` with their personal data sealed (one key lookup per person and day)."""
         day = now.astimezone(UTC).date().isoformat()
-        plans: list[tuple[Entry, dict[str, Any] | None, list[str]]] = []
+        plans: list[tuple[Entry, _Split | None, list[str]]] = []
         for entry in entries:
             data = orjson.loads(entry.canonical)
-            _, secrets = envelope.split(data)
+            redacted, secrets = envelope.split(data)
             if not secrets or not isinstance(data, dict):
                 plans.append((entry, None, []))
                 continue
             labels = envelope.submitter_labels(envelope.find_submitter(data))
-            plans.append((entry, data, labels or [envelope.chain_label(entry.chain_id)]))
-        wanted = {labels[0]: labels for _, data, labels in plans if data is not None}
+            split = (redacted, secrets, str(data.get("event_id")))
+            plans.append((entry, split, labels or [envelope.chain_label(entry.chain_id)]))
+        wanted = {labels[0]: labels for _, split, labels in plans if split is not None}
         slots = await self.slots_for(wanted, day, now)
         out = []
-        for entry, data, labels in plans:
-            if data is None:
+        for entry, split, labels in plans:
+            if split is None:
                 out.append(entry)
                 continue
             slot = slots[labels[0]]
-            stored = envelope.protect(data, slot.key_id, slot.data_key)
-            assert stored is not None  # it has secrets
+            redacted, secrets, event_id = split
+            stored = envelope.sealed(redacted, secrets, event_id, slot.key_id, slot.data_key)
             out.append(replace(entry, canonical=canonical_json(stored), key_id=slot.key_id))
         return out
 
