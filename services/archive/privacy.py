@@ -95,18 +95,17 @@ class KeyVault:
                 plans.append((entry, None, []))
                 continue
             labels = envelope.submitter_labels(envelope.find_submitter(data))
-            split = (redacted, secrets, str(data.get("event_id")))
-            plans.append((entry, split, labels or [envelope.chain_label(entry.chain_id)]))
-        wanted = {labels[0]: labels for _, split, labels in plans if split is not None}
+            once: _Split = (redacted, secrets, str(data.get("event_id")))
+            plans.append((entry, once, labels or [envelope.chain_label(entry.chain_id)]))
+        wanted = {labels[0]: labels for _, plan, labels in plans if plan is not None}
         slots = await self.slots_for(wanted, day, now)
         out = []
-        for entry, split, labels in plans:
-            if split is None:
+        for entry, plan, labels in plans:
+            if plan is None:
                 out.append(entry)
                 continue
             slot = slots[labels[0]]
-            redacted, secrets, event_id = split
-            stored = envelope.sealed(redacted, secrets, event_id, slot.key_id, slot.data_key)
+            stored = envelope.sealed(*plan, slot.key_id, slot.data_key)
             out.append(replace(entry, canonical=canonical_json(stored), key_id=slot.key_id))
         return out
 
