@@ -86,7 +86,7 @@ bench: infra-up  ## throughput and latency against raw aiokafka / PyMongo (not p
 	$(PY) -m bench
 	$(PY) -m bench.consultation_report
 
-soak: venv  ## 200,000 submissions through the five services, checked exactly once, flat RSS, reads at size (does not complete on FerretDB at that size, see README; SOAK_ARGS="--n 3000" ~10 min; not part of `make test`)
+soak: venv  ## 200,000 submissions through the five services, checked exactly once, flat RSS, reads at size (does not complete on FerretDB at that size, see README; SOAK_ARGS="--n 20000 --readme" ~12 min; not part of `make test`)
 	$(PY) -m bench.soak $(SOAK_ARGS)
 
 bench-report: infra-up  ## the summary of views of 100,000 of 500,000 submissions (bench/README.md)
