@@ -36,7 +36,7 @@ _SHARED = frozenset(FACT_FIELDS) - {"receipt_id"}
 """Facts whose values repeat across submissions (a channel, a unit): one string each, interned."""
 Facts = tuple[str | None, ...]
 """A chain's facts in `FACT_FIELDS` order, None where unknown: a tuple, not a dict, because the
-cache holds one per chain (88 bytes against 272 for six entries; docs/capacity.md)."""
+cache holds one per chain (88 bytes against 272 for six entries: services/archive/README.md)."""
 NO_FACTS: Facts = (None,) * len(FACT_FIELDS)
 
 
