@@ -20,6 +20,15 @@ PARTITIONS = 3
 """Partitions of every benchmark topic: what `make run` creates (deploy/local/topics.py)."""
 
 
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a watcher's background task and wait until it has stopped (None: nothing to do)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 class TailReader:
     """Reads every partition of some topics from their current ends, in a background task.
 
@@ -49,10 +58,7 @@ class TailReader:
 
     async def stop(self) -> None:
         """Stop reading."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         await self._consumer.stop()
 
 

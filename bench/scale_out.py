@@ -322,10 +322,7 @@ class Commits:
 
     async def stop(self) -> None:
         """Stop polling."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await kafka.cancel(self._task)
         await self._admin.close()
 
 

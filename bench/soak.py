@@ -411,10 +411,7 @@ class Lags:
 
     async def stop(self) -> None:
         """Stop polling and disconnect."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await kafka.cancel(self._task)
         await self._ends.stop()
         await self._admin.close()
 
@@ -460,9 +457,7 @@ class RssSampler:
         """Stop sampling (one last sample first); again is a no-op."""
         if self._task and not self._task.done():
             self.take()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await kafka.cancel(self._task)
 
 
 # --------------------------------------------------------------------------------------------
